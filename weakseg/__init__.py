@@ -1,0 +1,1 @@
+"""weakseg: segmentation with scarce or cross-modality labels."""

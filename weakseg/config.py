@@ -1,0 +1,307 @@
+"""YAML -> typed dataclasses. Unknown keys and wrongly typed values are errors that name the key.
+
+    cfg = load_config("configs/demo.yaml", overrides=["train.max_steps=10", "optim.lr=3e-4"])
+
+Sections: ``data``, ``model``, ``loss``, ``method``, ``optim``, ``train``. Free-form option dicts
+(``model.params``, ``loss.params``, ``method.params``) are passed to the registered constructor, which
+validates them itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from weakseg.registry import suggest
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "IntensityConfig",
+    "LossConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "WandbConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the key and the fix."""
+
+
+@dataclass
+class IntensityConfig:
+    """How raw image values become network input. ``preset``: auto | none | scale | ct_window | mr_percentile | rgb."""
+
+    preset: str = "auto"  # auto: phantom ct -> ct_window, phantom mr -> mr_percentile, files -> scale
+    window: list[float] = field(default_factory=lambda: [40.0, 400.0])  # CT level, width in HU
+    percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])  # MR clip + rescale to [0, 1]
+    scale: float = 255.0  # "scale": value / scale (uint8 PNG -> [0, 1])
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from and how cases are split. ``source``: phantom | folder | nifti | decathlon."""
+
+    source: str = "phantom"
+    root: str | None = None
+    image_dir: str = "images"
+    mask_dir: str = "masks"
+    case_regex: str = r"p(\d+)"
+    num_classes: int = 5
+    class_names: list[str] = field(
+        default_factory=lambda: ["background", "liver", "right_kidney", "left_kidney", "spleen"]
+    )
+    in_channels: int = 1
+    intensity: IntensityConfig = field(default_factory=IntensityConfig)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+    labeled_fraction: float = 1.0
+    split_seed: int = 0
+    slice_axis: int | None = 2  # NIfTI / Decathlon: take 2D slices along this axis; null = whole 3D volumes
+    phantom_modality: str = "ct"  # built-in phantoms: ct | mr
+    phantom_cases: int = 20
+    phantom_slices: int = 8
+    phantom_size: int = 128
+    phantom_seed: int = 0
+    swap_labels: list[list[int]] = field(default_factory=list)  # lateralized pairs a left-right flip swaps
+
+
+@dataclass
+class ModelConfig:
+    network: str = "unet"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    name: str = "dice_ce"
+    params: dict[str, Any] = field(default_factory=dict)
+    deep_supervision_weights: list[float] | None = None  # used when the network returns several outputs
+
+
+@dataclass
+class MethodConfig:
+    name: str = "supervised"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.99  # sgd only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = "poly"  # constant | poly | cosine | linear
+    warmup_steps: int = 0
+    poly_power: float = 0.9
+    grad_clip: float | None = 12.0
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "weakseg"
+    mode: str = "offline"  # offline | online | disabled
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 8
+    eval_every: int = 250
+    eval_batch_size: int = 16
+    log_every: int = 25
+    key_metric: str = "mean_dice"
+    key_mode: str = "max"  # max | min
+    early_stop_patience: int = 0  # evaluations without improvement before stopping; 0 = never
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | fp16 | off
+    seed: int = 0
+    num_workers: int = 0
+    run_dir: str = "runs/{name}"
+    name: str = "run"
+    save_pictures: bool = True
+    progress: bool = True
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------- typed construction
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float). Raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {tp.__name__} keys, got {value!r}")
+        return _build(tp, value, where)
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r} ({type(value).__name__})")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r} ({type(value).__name__})")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r} ({type(value).__name__})")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r} ({type(value).__name__})")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, values: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f'unknown key "{where}.{key}".{suggest(key, names)} Valid keys of "{where}": {", ".join(names)}'
+            )
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict | None, source: str = "config") -> Config:
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(values).__name__}")
+    try:
+        cfg = _build(Config, values, "config")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    _validate(cfg, source)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _validate(cfg: Config, source: str) -> None:
+    d, t = cfg.data, cfg.train
+    checks = [
+        (d.num_classes >= 2, f"data.num_classes must be >= 2 (background + at least one class), got {d.num_classes}"),
+        (
+            len(d.class_names) == d.num_classes,
+            f"data.class_names has {len(d.class_names)} names but data.num_classes is {d.num_classes}",
+        ),
+        (0.0 < d.labeled_fraction <= 1.0, f"data.labeled_fraction must be in (0, 1], got {d.labeled_fraction}"),
+        (
+            0.0 <= d.val_fraction < 1.0 and 0.0 <= d.test_fraction < 1.0 and d.val_fraction + d.test_fraction < 1.0,
+            f"data.val_fraction + data.test_fraction must be < 1, got {d.val_fraction} + {d.test_fraction}",
+        ),
+        (t.max_steps >= 1, f"train.max_steps must be >= 1, got {t.max_steps}"),
+        (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
+        (t.eval_every >= 1, f"train.eval_every must be >= 1, got {t.eval_every}"),
+        (t.key_mode in ("max", "min"), f'train.key_mode must be "max" or "min", got "{t.key_mode}"'),
+        (t.amp in ("auto", "bf16", "fp16", "off"), f'train.amp must be auto|bf16|fp16|off, got "{t.amp}"'),
+        (
+            cfg.optim.schedule in ("constant", "poly", "cosine", "linear"),
+            f'optim.schedule must be constant|poly|cosine|linear, got "{cfg.optim.schedule}"',
+        ),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {msg}")
+    for pair in d.swap_labels:
+        if len(pair) != 2 or not all(0 < v < d.num_classes for v in pair):
+            raise ConfigError(f"{source}: data.swap_labels entries must be pairs of foreground labels, got {pair}")
+
+
+# --------------------------------------------------------------------------- overrides and loading
+def apply_overrides(values: dict, overrides: list[str] | None) -> dict:
+    """Apply ``section.key=value`` strings (value parsed as YAML) to a raw config dict, in place."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f'override "{item}" must look like section.key=value, e.g. train.max_steps=10')
+        path, raw = item.split("=", 1)
+        keys = path.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f'override "{item}": empty key in "{path}"')
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f'override "{item}": value "{raw}" is not valid YAML ({e})') from None
+        node = values
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f'override "{item}": "{k}" is not a section')
+        node[keys[-1]] = value
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (``None`` = all defaults: the built-in phantom demo) and apply overrides."""
+    values: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    values = apply_overrides(values, overrides)
+    return config_from_dict(values, source)
