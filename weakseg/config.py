@@ -78,6 +78,12 @@ class DataConfig:
     phantom_size: int = 128
     phantom_seed: int = 0
     swap_labels: list[list[int]] = field(default_factory=list)  # lateralized pairs a left-right flip swaps
+    spacing: list[float] | None = None  # physical voxel size (z, y, x) of a case's stacked slices, for HD95/ASSD
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for slices (folders, phantoms, sliced volumes), 3 for whole NIfTI/Decathlon volumes."""
+        return 3 if self.source in ("nifti", "decathlon") and self.slice_axis is None else 2
 
 
 @dataclass
@@ -187,6 +193,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r} ({type(value).__name__})")
         return dict(value)
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r} ({type(value).__name__})")
         return float(value)

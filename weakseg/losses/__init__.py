@@ -1,0 +1,100 @@
+"""Segmentation losses behind one registry, plus the shared GAN parts.
+
+Contract: every registered loss is an ``nn.Module`` called MONAI-style as
+``loss(logits (B, C, *spatial), target (B, *spatial) or (B, 1, *spatial) int64) -> scalar``, 2D or 3D,
+softmax over C inside. A loss may define ``update(step, max_steps)``; the training method calls it each
+step (``boundary`` uses it for its alpha schedule).
+
+    >>> loss = build_loss(LossConfig(name="dice_ce"), num_classes=5)
+    >>> loss(torch.randn(2, 5, 64, 64), torch.randint(0, 5, (2, 64, 64)))
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from weakseg.config import LossConfig
+from weakseg.losses._utils import inverse_frequency_weights
+from weakseg.losses.border import BorderWeightedCrossEntropyLoss, unet_border_weight_map
+from weakseg.losses.boundary import BoundaryLoss, boundary_alpha, boundary_loss, signed_distance_map
+from weakseg.losses.ce import (
+    BalancedCrossEntropyLoss,
+    CrossEntropyLoss,
+    WeightedCrossEntropyLoss,
+    balanced_cross_entropy,
+)
+from weakseg.losses.deep_supervision import DeepSupervisionLoss
+from weakseg.losses.exp_log import ExpLogLoss, exp_log_loss
+from weakseg.losses.gan import GANLoss, ImagePool
+from weakseg.losses.region import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss, TverskyLoss
+from weakseg.registry import Registry, suggest
+
+__all__ = [
+    "LOSSES",
+    "BalancedCrossEntropyLoss",
+    "BorderWeightedCrossEntropyLoss",
+    "BoundaryLoss",
+    "CrossEntropyLoss",
+    "DeepSupervisionLoss",
+    "DiceCELoss",
+    "DiceLoss",
+    "ExpLogLoss",
+    "FocalLoss",
+    "GANLoss",
+    "GeneralizedDiceLoss",
+    "ImagePool",
+    "TverskyLoss",
+    "WeightedCrossEntropyLoss",
+    "balanced_cross_entropy",
+    "boundary_alpha",
+    "boundary_loss",
+    "build_loss",
+    "exp_log_loss",
+    "inverse_frequency_weights",
+    "signed_distance_map",
+    "unet_border_weight_map",
+]
+
+LOSSES: Registry[nn.Module] = Registry("loss")
+for _name, _ctor in {
+    "ce": CrossEntropyLoss,
+    "weighted_ce": WeightedCrossEntropyLoss,
+    "balanced_ce": BalancedCrossEntropyLoss,
+    "border_ce": BorderWeightedCrossEntropyLoss,
+    "dice": DiceLoss,
+    "tversky": TverskyLoss,
+    "generalized_dice": GeneralizedDiceLoss,
+    "focal": FocalLoss,
+    "dice_ce": DiceCELoss,
+    "boundary": BoundaryLoss,
+    "exp_log": ExpLogLoss,
+}.items():
+    LOSSES.register(_name)(_ctor)
+
+
+def build_loss(cfg: LossConfig, num_classes: int) -> nn.Module:
+    """Build ``cfg.name`` with ``cfg.params`` (plus ``num_classes`` where the loss takes it, to check
+    per-class lists); wrap it in ``DeepSupervisionLoss`` (weights ``cfg.deep_supervision_weights`` or 1/2^i)."""
+    ctor = LOSSES.get(cfg.name)
+    params = dict(cfg.params)
+    signature = inspect.signature(ctor)
+    accepted = [p for p in signature.parameters if p not in ("self", "kwargs")]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    for key in params:
+        if key not in accepted and not open_ended:
+            raise ValueError(
+                f'loss "{cfg.name}": unknown parameter "{key}" in loss.params.{suggest(key, accepted)} '
+                f"Valid parameters: {', '.join(accepted) or '(none)'}"
+            )
+    if "num_classes" in accepted:
+        if params.get("num_classes", num_classes) != num_classes:
+            raise ValueError(
+                f'loss "{cfg.name}": loss.params.num_classes={params["num_classes"]} but data.num_classes='
+                f"{num_classes}; drop it from loss.params"
+            )
+        params["num_classes"] = num_classes
+    loss = LOSSES.build(cfg.name, **params)
+    # Always wrapped: a plain tensor passes straight through, several outputs get the default 1/2^i weights.
+    return DeepSupervisionLoss(loss, cfg.deep_supervision_weights)

@@ -1,0 +1,54 @@
+"""Segmentation networks: the NETWORKS registry and ``build_network``.
+
+Extension contract (every entry of ``NETWORKS``)
+------------------------------------------------
+* Constructor ``ctor(spatial_dims, in_channels, out_channels, **params) -> nn.Module``; ``params`` come from
+  the config's ``model.params``. Keyword arguments with defaults are the valid params: ``build_network``
+  rejects any other name with a ``ValueError`` naming the network, the key and the valid keys.
+* ``net.size_divisor: int``: every spatial size of the input must be a multiple of it (checked on every
+  call with a clear error); pad with ``pad_to_divisor`` and crop the logits back. Optional
+  ``net.axis_divisors: tuple[int, ...]`` (one per axis, each dividing ``size_divisor``) relaxes the check
+  per axis for anisotropic strides, e.g. DynUNet strides (1, (1, 2, 2), 2) -> (2, 4, 4), size_divisor 4.
+* ``net.deep_supervision: bool`` (``build_network`` sets False when the constructor does not).
+* ``forward(x)`` with ``x`` float (B, in_channels, *spatial) returns raw logits, no softmax:
+    - eval mode, or train mode without deep supervision: one tensor (B, out_channels, *spatial);
+    - train mode with deep supervision: ``list[Tensor]``, most refined / highest resolution first, each
+      (B, out_channels, *own_spatial). Full size first; lower heads at their own resolution unless the
+      backbone upsamples them (MONAI's DynUNet and UNet++ heads are all full size).
+
+    >>> net = build_network("unet", 2, in_channels=1, out_channels=5)
+    >>> net.size_divisor
+    16
+    >>> net.eval()(torch.zeros(2, 1, 64, 64)).shape
+    torch.Size([2, 5, 64, 64])
+    >>> net = build_network("dynunet", 3, 1, 5, deep_supervision=True, deep_supr_num=2).train()
+    >>> [tuple(o.shape) for o in net(torch.zeros(1, 1, 32, 32, 32))]  # output, then 2 heads upsampled by MONAI
+    [(1, 5, 32, 32, 32), (1, 5, 32, 32, 32), (1, 5, 32, 32, 32)]
+
+Registered (MONAI backbones, 2D and 3D; defaults in ``network_params(name)``): unet, attention_unet, unetpp,
+vnet, dynunet, segresnet. ``init_weights`` initialises GAN parts as pytorch-CycleGAN does.
+"""
+
+from __future__ import annotations
+
+from weakseg.nets import monai_nets  # noqa: F401  (registers the MONAI backbones)
+from weakseg.nets.base import (
+    NETWORKS,
+    axis_divisors,
+    build_network,
+    network_params,
+    pad_to_divisor,
+    stride_divisor,
+)
+from weakseg.nets.init import INIT_KINDS, init_weights
+
+__all__ = [
+    "INIT_KINDS",
+    "NETWORKS",
+    "axis_divisors",
+    "build_network",
+    "init_weights",
+    "network_params",
+    "pad_to_divisor",
+    "stride_divisor",
+]

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from weakseg.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("cli")
+    run = root / "run"
+    assert main(["train", str(REPO / "configs" / "tiny.yaml"), "--set", f"train.run_dir={run}",
+                 "--set", "train.save_pictures=false"]) == 0
+    return run
+
+
+def _phantom_folder(path, n=2, size=32):
+    """Write phantom slices as 16-bit-free float-safe PNGs in images/ + masks/ (CT window applied)."""
+    from weakseg.data.intensity import ct_window
+    from weakseg.data.phantoms import phantom_case
+
+    (path / "images").mkdir(parents=True)
+    (path / "masks").mkdir()
+    for case in range(n):
+        image, label = phantom_case(100 + case, "ct", n_slices=2, size=size)
+        for z in range(image.shape[0]):
+            name = f"ph_p{case:02d}_z{z:03d}.png"
+            Image.fromarray((ct_window(image[z], 40, 400) * 255).astype(np.uint8)).save(path / "images" / name)
+            Image.fromarray(label[z].astype(np.uint8)).save(path / "masks" / name)
+    return path
+
+
+def test_train_writes_checkpoints(trained):
+    assert (trained / "best.pt").is_file() and (trained / "last.pt").is_file()
+
+
+def test_evaluate_on_folder(trained, tmp_path, capsys):
+    data = _phantom_folder(tmp_path / "data")
+    out = tmp_path / "eval.csv"
+    assert main(["evaluate", str(trained / "best.pt"), "--data", str(data), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "liver" in text and out.is_file()
+    assert "\n00," in out.read_text()  # case id = first group of data.case_regex
+
+
+def test_predict_writes_labels_and_refuses_overwrite(trained, tmp_path, capsys):
+    data = _phantom_folder(tmp_path / "data")
+    out = tmp_path / "pred"
+    assert main(["predict", str(trained / "best.pt"), str(data / "images"), str(out)]) == 0
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 4
+    pred = np.asarray(Image.open(files[0]))
+    assert pred.shape == (32, 32) and pred.max() < 5
+    before = files[0].read_bytes()
+    assert main(["predict", str(trained / "best.pt"), str(data / "images"), str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert files[0].read_bytes() == before
+    assert main(["predict", str(trained / "best.pt"), str(data / "images"), str(out), "--overwrite"]) == 0
+
+
+def test_checkpoint_network_mismatch_is_clear(trained, tmp_path, capsys):
+    code = main(["evaluate", str(trained / "best.pt"), "--set", "model.params.channels=[8, 16, 32]"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "does not match the network" in err and "model.*" in err
+
+
+def test_unknown_key_and_bad_override(tiny_cfg_path, tmp_path, capsys):
+    assert main(["train", str(tiny_cfg_path), "--set", "train.max_stepz=3"]) == 1
+    assert 'Did you mean "max_steps"' in capsys.readouterr().err
+    assert main(["train", str(tiny_cfg_path), "--set", "train.max_steps=many"]) == 1
+    assert "expected an integer" in capsys.readouterr().err
+
+
+def test_resume_via_cli(tiny_cfg_path, tmp_path):
+    run = tmp_path / "r"
+    common = ["--set", f"train.run_dir={run}", "--set", "train.save_pictures=false"]
+    assert main(["train", str(tiny_cfg_path), *common, "--until", "2"]) == 0
+    assert main(["train", "--resume", str(run)]) == 0
+    from weakseg.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "last.pt")["step"] == 4

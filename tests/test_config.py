@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+
+from weakseg.cli import demo_config
+from weakseg.config import ConfigError, config_from_dict, config_to_dict, load_config
+from weakseg.registry import Registry
+
+
+def test_defaults_and_roundtrip():
+    cfg = load_config(None)
+    assert cfg.data.source == "phantom" and cfg.data.num_classes == 5
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        ({"trian": {}}, 'unknown key "config.trian". Did you mean "train"?'),
+        ({"train": {"max_step": 3}}, 'Did you mean "max_steps"?'),
+        ({"train": {"max_steps": "ten"}}, "config.train.max_steps: expected an integer, got 'ten'"),
+        ({"train": {"max_steps": 2.5}}, "expected an integer"),
+        ({"data": {"intensity": {"windw": [1, 2]}}}, 'Did you mean "window"?'),
+        ({"data": {"labeled_fraction": 0.0}}, "labeled_fraction must be in (0, 1]"),
+        ({"data": {"num_classes": 3}}, "class_names has 5 names but data.num_classes is 3"),
+        ({"train": {"progress": "yes"}}, "expected true or false"),
+    ],
+)
+def test_bad_config_values_name_the_key(values, needle):
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(values)
+    assert needle in str(e.value)
+
+
+def test_overrides_are_type_checked(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_steps: 5\n")
+    cfg = load_config(path, ["train.max_steps=10", "optim.lr=1e-3", "model.params.channels=[4, 8]"])
+    assert cfg.train.max_steps == 10 and cfg.optim.lr == 1e-3 and cfg.model.params["channels"] == [4, 8]
+    assert isinstance(load_config(path, ["optim.lr=1"]).optim.lr, float)  # ints widen to float
+    with pytest.raises(ConfigError, match="train.batch_size: expected an integer, got 'big'"):
+        load_config(path, ["train.batch_size=big"])
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        load_config(path, ["train.batch_size"])
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_demo_yaml_mirrors_builtin_demo():
+    from tests.conftest import REPO
+
+    assert load_config(REPO / "configs" / "demo.yaml") == demo_config()
+
+
+def test_shipped_configs_load():
+    from tests.conftest import REPO
+
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        load_config(path)
+
+
+def test_registry_did_you_mean_and_lazy():
+    reg: Registry = Registry("thing")
+    reg.register("alpha")(lambda **kw: ("alpha", kw))
+    reg.register_lazy("join", "os.path:join")
+    assert reg.build("alpha", x=1) == ("alpha", {"x": 1})
+    assert reg.get("join")("a", "b") == "a/b"
+    assert reg.names() == ["alpha", "join"]
+    with pytest.raises(KeyError, match='unknown thing "alpah". Did you mean "alpha"\\?'):
+        reg.build("alpah")
+    with pytest.raises(KeyError, match="registered twice"):
+        reg.register("alpha")(object)

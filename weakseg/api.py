@@ -1,0 +1,122 @@
+"""The Python API behind the CLI: train, evaluate and predict from configs and checkpoints.
+
+    cfg = load_config("configs/demo.yaml", overrides=["train.max_steps=200"])
+    result = Trainer(cfg).fit()
+    acc = evaluate(result["run_dir"] + "/best.pt")
+    predict(result["run_dir"] + "/best.pt", "scans/", "labels_out/")
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from weakseg.config import Config, apply_overrides, config_from_dict
+from weakseg.engine.checkpoint import load_checkpoint
+from weakseg.engine.evaluate import evaluate_dataset, predict_logits
+from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
+from weakseg.methods import Method, build_method
+from weakseg.metrics import MetricAccumulator
+
+__all__ = ["config_from_checkpoint", "evaluate", "load_trained", "predict"]
+
+
+def config_from_checkpoint(ckpt: dict, overrides: list[str] | None = None) -> Config:
+    values = apply_overrides(copy.deepcopy(ckpt["config"]), overrides)
+    return config_from_dict(values, source=f"checkpoint {ckpt['path']}")
+
+
+def load_trained(
+    checkpoint: str | Path, overrides: list[str] | None = None, device: str = "auto"
+) -> tuple[Config, Method, torch.device]:
+    """Rebuild the method stored in ``checkpoint`` (config included) and load its weights, in eval mode."""
+    ckpt = load_checkpoint(checkpoint)
+    cfg = config_from_checkpoint(ckpt, overrides)
+    dev = resolve_device(device)
+    method = build_method(cfg)
+    load_method_state(method, ckpt["state"], ckpt["path"])
+    return cfg, method.to(dev).eval(), dev
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data: str | Path | None = None,
+    overrides: list[str] | None = None,
+    out_csv: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> MetricAccumulator:
+    """Score a checkpoint on its own validation split, or on every labeled case of the folder ``data``."""
+    from weakseg.data import build_datasets
+
+    extra = list(overrides or [])
+    if data is not None:
+        ckpt_cfg = load_checkpoint(checkpoint)["config"]
+        source = ckpt_cfg["data"]["source"] if ckpt_cfg["data"]["source"] != "phantom" else "folder"
+        extra = [f"data.source={source}", f"data.root={Path(data)}", "data.val_fraction=0.0",
+                 "data.test_fraction=0.0", "data.labeled_fraction=1.0", *extra]
+    cfg, method, dev = load_trained(checkpoint, extra, device)
+    datasets = build_datasets(cfg.data)
+    split = "labeled" if data is not None else "val"
+    acc, _ = evaluate_dataset(method, datasets[split], cfg.data.num_classes, cfg.data.class_names, dev,
+                              spacing=cfg.data.spacing, batch_size=cfg.train.eval_batch_size,
+                              amp_dtype=resolve_amp(cfg.train.amp, dev), progress=progress)
+    if out_csv is not None:
+        acc.write_csv(out_csv)
+    return acc
+
+
+_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz")
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
+        if files:
+            return files
+        raise FileNotFoundError(f"{path} holds no images ({', '.join(_SUFFIXES)})")
+    raise FileNotFoundError(f"input {path} does not exist")
+
+
+def _out_name(src: Path) -> str:
+    return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
+
+
+def predict(
+    checkpoint: str | Path,
+    inputs: str | Path,
+    output: str | Path,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[Path]:
+    """Segment an image file or a folder of them; write label PNGs (NIfTI keeps the input's affine)."""
+    from tqdm.auto import tqdm
+
+    from weakseg.data import load_image_for_inference, predict_volume_slices, write_label
+
+    cfg, method, dev = load_trained(checkpoint, device=device)
+    amp = resolve_amp(cfg.train.amp, dev)
+    files = _inputs(Path(inputs))
+    output = Path(output)
+    single = Path(inputs).is_file() and output.suffix.lower() in (".png", ".nii", ".gz")
+    targets = [output] if single else [output / _out_name(f) for f in files]
+    clash = [t for t in targets if t.exists()]
+    if clash and not overwrite:
+        raise FileExistsError(
+            f"{len(clash)} output file(s) already exist (e.g. {clash[0]}); nothing was written. "
+            "Choose another output folder or pass --overwrite"
+        )
+    written = []
+    for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
+        image, meta = load_image_for_inference(src, cfg.data)
+        run = lambda x: predict_logits(method, x.to(dev), amp).argmax(1).cpu()  # noqa: E731
+        label = predict_volume_slices(image, meta, run, cfg.data)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_label(dst, label.numpy(), meta, overwrite=overwrite)
+        written.append(dst)
+    return written

@@ -1,0 +1,97 @@
+"""``build_datasets(cfg.data)``: source -> records -> case-wise split -> labeled / unlabeled / val / test datasets.
+
+    sets = build_datasets(cfg.data)
+    sets["labeled"][0]            # {Keys.IMAGE: (C,H,W) float32, Keys.LABEL: (H,W) int64, Keys.CASE_ID, Keys.NAME}
+    sets["unlabeled"][0]          # the same without Keys.LABEL (training cases beyond data.labeled_fraction)
+
+Sources (``data.source``): ``phantom`` (built-in, ``weakseg.data.phantoms``); ``folder`` (2D files in
+``root/image_dir`` + ``root/mask_dir``, see ``weakseg.data.readers``); ``nifti`` (volumes in the same two
+folders); ``decathlon`` (``root/dataset.json``; its "test" entries have no labels and are not used here, read
+them with ``read_decathlon_records(..., which="test")``). The case id comes from ``data.case_regex``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from weakseg.config import DataConfig
+from weakseg.data.dataset import SegDataset
+from weakseg.data.nifti import load_decathlon_json, read_decathlon_records, read_nifti_records
+from weakseg.data.phantoms import phantom_records
+from weakseg.data.readers import read_folder_records
+from weakseg.data.records import DataError, Record
+from weakseg.data.splits import labeled_cases, split_cases
+from weakseg.registry import suggest
+
+__all__ = ["SOURCES", "SPLITS", "build_datasets", "read_records"]
+
+SOURCES = ("phantom", "folder", "nifti", "decathlon")
+SPLITS = ("labeled", "unlabeled", "val", "test")
+
+
+def _root(cfg: DataConfig) -> Path:
+    if not cfg.root:
+        raise DataError(
+            f'data.root must be set when data.source is "{cfg.source}" (the folder holding the data)'
+        )
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root {root} does not exist or is not a folder")
+    return root
+
+
+def _check_decathlon(cfg: DataConfig, root: Path) -> None:
+    """dataset.json's labels and modalities must agree with data.num_classes and data.in_channels."""
+    info = load_decathlon_json(root)
+    labels, modality = info.get("labels") or {}, info.get("modality") or {}
+    if labels and len(labels) != cfg.num_classes:
+        raise DataError(
+            f"{root / 'dataset.json'} lists {len(labels)} labels {dict(labels)}, but data.num_classes is "
+            f"{cfg.num_classes}: set data.num_classes: {len(labels)} and data.class_names to match"
+        )
+    if modality and len(modality) != cfg.in_channels:
+        raise DataError(
+            f"{root / 'dataset.json'} lists {len(modality)} modalities {dict(modality)}, but data.in_channels is "
+            f"{cfg.in_channels}: set data.in_channels: {len(modality)}"
+        )
+
+
+def read_records(cfg: DataConfig) -> list[Record]:
+    """All records of ``cfg.source`` (cheap: listings and headers only, no pixel data)."""
+    if cfg.source == "phantom":
+        return phantom_records(cfg)
+    if cfg.source not in SOURCES:
+        raise DataError(
+            f'unknown data.source "{cfg.source}".{suggest(cfg.source, SOURCES)} Valid sources: {", ".join(SOURCES)}'
+        )
+    root = _root(cfg)
+    if cfg.source == "folder":
+        return read_folder_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex)
+    if cfg.source == "nifti":
+        return read_nifti_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex, cfg.slice_axis)
+    _check_decathlon(cfg, root)
+    return read_decathlon_records(root, cfg.case_regex, cfg.slice_axis, "training")
+
+
+def _of_cases(records: Sequence[Record], cases: Sequence[str]) -> list[Record]:
+    keep = set(cases)
+    return [r for r in records if r.case_id in keep]
+
+
+def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
+    """``{"labeled", "unlabeled", "val", "test"}`` datasets; a split may be empty; no case spans two splits.
+
+    Cases are split by ``data.split_seed`` (``val_fraction`` / ``test_fraction`` of the cases), then
+    ``labeled_fraction`` of the remaining training cases keep their labels (at least one case); the other
+    training cases form "unlabeled", whose samples carry no label. See ``weakseg.data.splits``.
+    """
+    records = read_records(cfg)
+    split = split_cases([r.case_id for r in records], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+    labeled, unlabeled = labeled_cases(split["train"], cfg.labeled_fraction, cfg.split_seed)
+    return {
+        "labeled": SegDataset(_of_cases(records, labeled), cfg, labeled=True),
+        "unlabeled": SegDataset(_of_cases(records, unlabeled), cfg, labeled=False),
+        "val": SegDataset(_of_cases(records, split["val"]), cfg, labeled=True),
+        "test": SegDataset(_of_cases(records, split["test"]), cfg, labeled=True),
+    }

@@ -1,0 +1,157 @@
+"""``SegDataset``: records -> sample dicts, decoded lazily on first access and cached in memory.
+
+An item is ``{Keys.IMAGE: float32 (C,H,W) or (C,H,W,D), Keys.LABEL: int64 (H,W[,D]) with 0 = background,
+Keys.CASE_ID: str, Keys.NAME: str}``; unlabeled datasets (``labeled=False``) have no ``Keys.LABEL`` and never
+read a mask. Images are normalised by the intensity preset (``weakseg.data.intensity``); ``mr_percentile``
+works per sample (per 2D slice when volumes are sliced). Decoding one slice of a volume decodes and caches every
+slice of that volume in this dataset. Each DataLoader worker holds its own cache; labels are cached as uint8.
+Checks at decode time (``weakseg.data.checks``): channels vs ``data.in_channels``, NaN/inf, mask size, label
+values < ``data.num_classes``; binary masks stored as 0/255 are read as 0/1 when ``data.num_classes`` is 2.
+
+    ds = SegDataset(records, cfg.data)
+    ds[0][Keys.IMAGE].shape   # torch.Size([1, 256, 256])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from weakseg.config import DataConfig
+from weakseg.data.checks import check_image, check_label
+from weakseg.data.intensity import Preset, resolve_preset, source_kind_of
+from weakseg.data.nifti import channels_first, decathlon_modality, load_decathlon_json, load_nifti
+from weakseg.data.phantoms import load_phantom_volume
+from weakseg.data.readers import read_image_file, read_mask_file
+from weakseg.data.records import DataError, Record, few
+from weakseg.keys import Keys
+
+__all__ = ["SegDataset", "modality_hint", "preset_for"]
+
+
+def modality_hint(cfg: DataConfig) -> str | None:
+    """``"ct"``/``"mr"`` from a Decathlon ``dataset.json`` (its "modality" entry) when one is readable, else None."""
+    if cfg.source == "decathlon" and cfg.root and (Path(cfg.root) / "dataset.json").is_file():
+        return decathlon_modality(load_decathlon_json(cfg.root))
+    return None
+
+
+def preset_for(cfg: DataConfig, array: np.ndarray, path: str | Path, hint: str | None = None) -> Preset:
+    """The intensity preset for raw data ``array`` read from ``path`` (``hint``: a known modality)."""
+    kind = hint or source_kind_of(array)
+    where = (
+        f"the values of {path} (range {array.min():g}..{array.max():g}, {array.dtype})"
+        if array.size
+        else str(path)
+    )
+    return resolve_preset(cfg, kind, where=where)
+
+
+def _sample(image: np.ndarray, label: np.ndarray | None, record: Record) -> dict:
+    sample = {
+        Keys.IMAGE: torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+        Keys.CASE_ID: record.case_id,
+        Keys.NAME: record.name,
+    }
+    if label is not None:
+        sample[Keys.LABEL] = torch.from_numpy(np.ascontiguousarray(label))
+    return sample
+
+
+def _load_file(record: Record, cfg: DataConfig, labeled: bool, hint: str | None) -> dict:
+    image = read_image_file(record.image)
+    check_image(image, record.image, cfg)
+    label = None
+    if labeled:
+        label = check_label(read_mask_file(record.label), image.shape[1:], record.label, record.image, cfg)
+    return _sample(preset_for(cfg, image, record.image, hint)(image), label, record)
+
+
+def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: str | None) -> list[dict]:
+    """Decode one NIfTI volume / phantom case and cut every record of ``group`` (slices or the whole) from it."""
+    first = group[0]
+    if first.kind == "phantom":
+        raw, raw_label = load_phantom_volume(first.image, cfg)
+        volume, label = raw[None], raw_label if labeled else None  # (1,n,H,W), slices along axis 0
+        check_image(volume, first.image, cfg)
+        preset = resolve_preset(cfg, f"phantom_{first.image.partition('_p')[0]}")
+    else:
+        volume = channels_first(load_nifti(first.image)[0], first.image)
+        check_image(volume, first.image, cfg)
+        label = None
+        if labeled:
+            raw_label = load_nifti(first.label)[0]
+            if raw_label.ndim == 2 or raw_label.ndim == 4 and raw_label.shape[3] == 1:
+                raw_label = raw_label.reshape(
+                    *raw_label.shape[:2], -1
+                )  # (X,Y) -> (X,Y,1); (X,Y,Z,1) -> (X,Y,Z)
+            label = check_label(raw_label, volume.shape[1:], first.label, first.image, cfg)
+        preset = preset_for(cfg, volume, first.image, hint)
+    samples = []
+    for record in group:
+        if record.slice_axis is None:
+            image, lab = volume, label
+        else:
+            image = np.take(volume, record.slice_index, axis=record.slice_axis + 1)
+            lab = None if label is None else np.take(label, record.slice_index, axis=record.slice_axis)
+        samples.append(_sample(preset(image), lab, record))
+    return samples
+
+
+class SegDataset(Dataset):
+    """Samples of some cases. Attributes: ``records``, ``case_ids`` (sorted), ``num_classes``, ``labeled``."""
+
+    def __init__(self, records: Sequence[Record], cfg: DataConfig, labeled: bool = True) -> None:
+        self.records: list[Record] = list(records)
+        self.cfg = cfg
+        self.labeled = labeled
+        self.num_classes = cfg.num_classes
+        self.case_ids: list[str] = sorted({r.case_id for r in self.records})
+        if labeled:
+            missing = [r.name for r in self.records if r.label is None]
+            if missing:
+                raise DataError(
+                    f"{len(missing)} sample(s) have no mask: {few(missing)}; pass labeled=False for images-only data"
+                )
+        names = [r.name for r in self.records]
+        if len(set(names)) != len(names):
+            dupes = {n for n in names if names.count(n) > 1}
+            raise DataError(f"sample names must be unique, these repeat: {few(dupes)}; rename the files")
+        self._hint = modality_hint(cfg)
+        self._groups: dict[tuple[str, str], list[int]] = {}
+        for i, r in enumerate(self.records):
+            if r.kind != "file":
+                self._groups.setdefault((r.kind, r.image), []).append(i)
+        self._cache: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        index = range(len(self.records))[index]  # negative indices; IndexError when out of range
+        if index not in self._cache:
+            record = self.records[index]
+            if record.kind == "file":
+                self._cache[index] = _load_file(record, self.cfg, self.labeled, self._hint)
+            else:
+                group = self._groups[(record.kind, record.image)]
+                samples = _load_volume([self.records[i] for i in group], self.cfg, self.labeled, self._hint)
+                self._cache.update(zip(group, samples))
+        sample = dict(self._cache[index])  # callers may add keys without touching the cache
+        if Keys.LABEL in sample:
+            sample[Keys.LABEL] = sample[Keys.LABEL].long()
+        return sample
+
+    def preload(self) -> SegDataset:
+        """Decode (and so validate) every sample now instead of on first access."""
+        for i in range(len(self)):
+            self[i]
+        return self
+
+    def __repr__(self) -> str:
+        state = "labeled" if self.labeled else "unlabeled"
+        return f"SegDataset({len(self)} samples, {len(self.case_ids)} cases, {state})"

@@ -1,0 +1,206 @@
+"""NIfTI volumes (``.nii`` / ``.nii.gz``) and the Medical Segmentation Decathlon ``dataset.json`` layout.
+
+Volumes are used as stored (nibabel array axes, no reorientation). Images become channel-first
+``(C,X,Y,Z)`` (a 4D ``(X,Y,Z,C)`` multi-modal image gives C channels); labels are ``(X,Y,Z)``.
+With ``slice_axis`` = a in {0, 1, 2} every slice along spatial axis a is one sample named ``<name>_<x|y|z><iii>``
+(e.g. ``liver_007_z012``); with ``slice_axis=None`` each volume is one 3D sample.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from weakseg.data.records import DataError, Record, case_id_from, few
+
+__all__ = [
+    "NIFTI_SUFFIXES",
+    "channels_first",
+    "decathlon_modality",
+    "list_nifti_files",
+    "load_decathlon_json",
+    "load_nifti",
+    "nifti_shape",
+    "nifti_stem",
+    "read_decathlon_records",
+    "read_nifti_records",
+    "volume_records",
+]
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+NIFTI_LAYOUT = "<root>/<image_dir>/NAME.nii.gz and <root>/<mask_dir>/NAME.nii.gz (one label volume per image)"
+DECATHLON_LAYOUT = (
+    'dataset.json with "training": [{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/x.nii.gz"}, ...]'
+)
+
+
+def nifti_stem(path: str | Path) -> str:
+    """``liver_3.nii.gz`` -> ``liver_3``."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def list_nifti_files(folder: str | Path) -> dict[str, Path]:
+    """Map volume name -> path for the ``.nii``/``.nii.gz`` files in ``folder`` (hidden files ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist; expected the layout {NIFTI_LAYOUT}")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.name.lower().endswith(NIFTI_SUFFIXES):
+            continue
+        stem = nifti_stem(path)
+        if stem in found:
+            raise DataError(f"{found[stem].name} and {path.name} in {folder} have the same name; keep one")
+        found[stem] = path
+    return found
+
+
+def _load(path: str | Path) -> nib.Nifti1Image:
+    try:
+        return nib.load(str(path))
+    except FileNotFoundError:
+        raise DataError(f"NIfTI file {path} does not exist") from None
+    except Exception as e:  # nibabel raises ImageFileError, OSError, EOFError, zlib.error... on bad files
+        raise DataError(f"cannot read NIfTI {path} ({type(e).__name__}: {e}); re-export or remove it") from e
+
+
+def nifti_shape(path: str | Path) -> tuple[int, ...]:
+    """Array shape from the header alone (no voxel data is decoded)."""
+    return tuple(int(s) for s in _load(path).shape)
+
+
+def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Decode a volume: (array in its stored dtype, scaled if the header says so; 4x4 affine; header)."""
+    img = _load(path)
+    try:
+        data = np.asanyarray(img.dataobj)
+    except Exception as e:  # truncated .nii.gz: EOFError / zlib.error / OSError
+        raise DataError(
+            f"cannot decode NIfTI {path} ({type(e).__name__}: {e}); the file is truncated: re-export it"
+        ) from e
+    return np.asarray(data), np.asarray(img.affine, dtype=np.float64), img.header
+
+
+def channels_first(volume: np.ndarray, path: str | Path = "volume") -> np.ndarray:
+    """``(X,Y[,Z])`` -> ``(1,X,Y,Z)``; ``(X,Y,Z,C)`` -> ``(C,X,Y,Z)``."""
+    if volume.ndim == 2:
+        return volume[None, :, :, None]
+    if volume.ndim == 3:
+        return volume[None]
+    if volume.ndim == 4:
+        return np.moveaxis(volume, 3, 0)
+    raise DataError(f"{path} has shape {volume.shape}; expected a 3D volume or a 4D (X,Y,Z,channels) image")
+
+
+def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (*shape[:2], 1) if len(shape) == 2 else tuple(shape[:3])
+
+
+def volume_records(
+    name: str, case_id: str, image: str, label: str | None, slice_axis: int | None
+) -> list[Record]:
+    """One record per slice along ``slice_axis`` (header-only read), or one 3D record when it is None."""
+    if slice_axis is None:
+        return [Record(name, case_id, image, label, kind="nifti")]
+    if slice_axis not in (0, 1, 2):
+        raise DataError(f"data.slice_axis must be 0, 1, 2 or null (whole 3D volumes), got {slice_axis}")
+    spatial = _spatial(nifti_shape(image))
+    if label is not None:
+        label_spatial = _spatial(nifti_shape(label))
+        if label_spatial != spatial:
+            raise DataError(
+                f"label volume {label} is {'x'.join(map(str, label_spatial))}, image {image} is "
+                f"{'x'.join(map(str, spatial))}: label volumes must match their image's size"
+            )
+    letter = "xyz"[slice_axis]
+    return [
+        Record(f"{name}_{letter}{i:03d}", case_id, image, label, "nifti", slice_axis, i)
+        for i in range(spatial[slice_axis])
+    ]
+
+
+def read_nifti_records(
+    image_dir: str | Path, mask_dir: str | Path | None, case_regex: str, slice_axis: int | None
+) -> list[Record]:
+    """Pair image and label volumes by name (``mask_dir=None``: images only)."""
+    images = list_nifti_files(image_dir)
+    if not images:
+        raise DataError(
+            f"data folder {image_dir} holds no .nii/.nii.gz volumes; expected the layout {NIFTI_LAYOUT}"
+        )
+    masks = list_nifti_files(mask_dir) if mask_dir is not None else {}
+    if mask_dir is not None and set(images) != set(masks):
+        no_mask, no_image = set(images) - set(masks), set(masks) - set(images)
+        raise DataError(
+            f"images and label volumes do not pair up: without label in {mask_dir}: {few(no_mask) or '-'}; "
+            f"without image in {image_dir}: {few(no_image) or '-'}. Every volume needs a label with the same name"
+        )
+    records: list[Record] = []
+    for stem, path in images.items():
+        label = str(masks[stem]) if mask_dir is not None else None
+        records += volume_records(stem, case_id_from(stem, case_regex), str(path), label, slice_axis)
+    return records
+
+
+def load_decathlon_json(root: str | Path) -> dict:
+    """Parse and check ``<root>/dataset.json`` (the Medical Segmentation Decathlon layout)."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; data.source decathlon expects {DECATHLON_LAYOUT}")
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON ({e}); expected {DECATHLON_LAYOUT}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("training"), list):
+        raise DataError(f'{path} has no "training" list; expected {DECATHLON_LAYOUT}')
+    return info
+
+
+def decathlon_modality(info: dict) -> str:
+    """``"ct"`` when every channel in ``info["modality"]`` is CT, else ``"mr"`` (MRI, T2, ADC, FLAIR, ...)."""
+    values = [str(v).strip().lower() for v in (info.get("modality") or {}).values()]
+    return "ct" if values and all(v == "ct" for v in values) else "mr"
+
+
+def read_decathlon_records(
+    root: str | Path, case_regex: str, slice_axis: int | None, which: str = "training"
+) -> list[Record]:
+    """Records of the ``training`` entries (image + label) or the ``test`` entries (images only)."""
+    root = Path(root)
+    info = load_decathlon_json(root)
+    if which not in ("training", "test"):
+        raise DataError(f'which must be "training" or "test", got "{which}"')
+    pairs: list[tuple[str, str | None]] = []
+    for i, entry in enumerate(info.get(which) or []):
+        if which == "test":
+            image = entry.get("image") if isinstance(entry, dict) else entry
+            pairs.append((image, None))
+        elif not isinstance(entry, dict) or not entry.get("image") or not entry.get("label"):
+            raise DataError(
+                f'{root / "dataset.json"}: training[{i}] must have "image" and "label" paths, got {entry}'
+            )
+        else:
+            pairs.append((entry["image"], entry["label"]))
+    resolved = [(root / img, root / lab if lab else None) for img, lab in pairs]
+    missing = [str(p) for img, lab in resolved for p in (img, lab) if p is not None and not p.is_file()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} file(s) listed in {root / 'dataset.json'} do not exist: {few(missing)}"
+        )
+    if not resolved:
+        raise DataError(f'{root / "dataset.json"} lists no "{which}" volumes; expected {DECATHLON_LAYOUT}')
+    records: list[Record] = []
+    for img, lab in resolved:
+        stem = nifti_stem(img)
+        records += volume_records(
+            stem, case_id_from(stem, case_regex), str(img), lab and str(lab), slice_axis
+        )
+    return records

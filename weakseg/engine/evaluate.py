@@ -1,0 +1,85 @@
+"""Evaluation: predict every sample of a split, regroup 2D slices into per-case volumes, score with metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from weakseg.keys import Keys
+from weakseg.metrics import MetricAccumulator
+
+__all__ = ["evaluate_dataset", "predict_logits"]
+
+
+@torch.no_grad()
+def predict_logits(method, image: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Logits for a batch (B,C,*spatial), padding each spatial size up to the method's size divisor."""
+    div = max(1, int(method.size_divisor))
+    spatial = image.shape[2:]
+    pad = [(-s) % div for s in spatial]
+    if any(pad):
+        flat = []
+        for p in reversed(pad):  # F.pad wants the last dimension first
+            flat += [0, p]
+        image = F.pad(image, flat, mode="replicate" if image.dim() <= 5 else "constant")
+    ctx = torch.autocast(image.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with ctx:
+        logits = method.predict(image)
+    logits = logits.float()
+    return logits[(..., *[slice(0, s) for s in spatial])]
+
+
+def evaluate_dataset(
+    method,
+    dataset,
+    num_classes: int,
+    class_names: list[str],
+    device: torch.device,
+    spacing: list[float] | None = None,
+    batch_size: int = 16,
+    amp_dtype: torch.dtype | None = None,
+    n_examples: int = 4,
+    progress: bool = False,
+) -> tuple[MetricAccumulator, list[dict]]:
+    """Score ``method`` on every labeled sample of ``dataset``; 2D slices of a case are stacked by name.
+
+    Returns the filled accumulator and up to ``n_examples`` (image, label, pred) slices with the most
+    foreground, for overlay pictures.
+    """
+    was_training = method.training
+    method.eval()
+    cases: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = defaultdict(list)
+    candidates: list[tuple[int, str, dict]] = []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    try:
+        for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+            if Keys.LABEL not in batch:
+                raise ValueError("evaluation needs labeled samples; this split has no labels")
+            logits = predict_logits(method, batch[Keys.IMAGE].to(device), amp_dtype)
+            preds = logits.argmax(1).cpu().numpy().astype(np.uint8)
+            labels = batch[Keys.LABEL].numpy()
+            for i, (case, name) in enumerate(zip(batch[Keys.CASE_ID], batch[Keys.NAME])):
+                cases[case].append((name, preds[i], labels[i]))
+                fg = int((labels[i] > 0).sum())
+                if preds.ndim == 3:  # 2D samples give picture candidates
+                    candidates.append((fg, name, {"image": batch[Keys.IMAGE][i].numpy(), "label": labels[i], "pred": preds[i]}))
+                    candidates.sort(key=lambda c: (-c[0], c[1]))
+                    del candidates[n_examples:]
+    finally:
+        method.train(was_training)
+    acc = MetricAccumulator(num_classes, class_names, spacing=spacing)
+    for case in sorted(cases):
+        items = sorted(cases[case], key=lambda t: t[0])
+        shapes = {p.shape for _, p, _ in items}
+        if items[0][1].ndim == 2 and len(shapes) == 1:  # slices of one case -> one (Z,H,W) volume
+            acc.add(case, np.stack([p for _, p, _ in items]), np.stack([t for _, _, t in items]))
+        else:  # 3D samples, or slices of differing sizes: score each sample on its own
+            for name, p, t in items:
+                acc.add(case if len(items) == 1 else f"{case}/{name}", p, t)
+    return acc, [c[2] for c in candidates]

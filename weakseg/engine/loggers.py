@@ -1,0 +1,87 @@
+"""Run loggers: console lines, ``metrics.jsonl`` + ``metrics.csv`` in the run folder, and wandb (lazy)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from weakseg.config import WandbConfig
+
+__all__ = ["RunLogger", "atomic_write_text"]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunLogger:
+    """Collects metric records ``{"step": s, "split": "train"|"val", ...}`` and writes them out."""
+
+    def __init__(self, run_dir: Path, wandb_cfg: WandbConfig, config_dict: dict, resume: bool = False) -> None:
+        self.run_dir = run_dir
+        self.jsonl = run_dir / "metrics.jsonl"
+        self.records: list[dict] = []
+        if resume and self.jsonl.is_file():
+            self.records = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+        self._wandb = None
+        if wandb_cfg.enabled and wandb_cfg.mode != "disabled":
+            import wandb  # optional dependency: imported only when enabled
+
+            self._wandb = wandb.init(
+                project=wandb_cfg.project,
+                mode=wandb_cfg.mode,
+                dir=str(run_dir),
+                config=config_dict,
+                name=run_dir.name,
+                resume="allow" if resume else None,
+            )
+
+    def truncate(self, step: int) -> None:
+        """On resume, forget records written after the checkpoint's step, so curves stay one trajectory."""
+        self.records = [r for r in self.records if r["step"] <= step]
+        atomic_write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in self.records))
+        self._write_csv()
+
+    def log(self, record: dict, echo: bool = False) -> None:
+        self.records.append(record)
+        with self.jsonl.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if record.get("split") != "train":
+            self._write_csv()
+        if echo:
+            parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
+            tqdm.write(" ".join(parts))
+        if self._wandb is not None:
+            split = record.get("split", "train")
+            self._wandb.log({f"{split}/{k}": v for k, v in record.items() if k not in ("step", "split")},
+                            step=record["step"])
+
+    def _write_csv(self) -> None:
+        columns: list[str] = []
+        for r in self.records:
+            columns += [k for k in r if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.records)
+        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+
+    def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None

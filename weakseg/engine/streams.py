@@ -1,0 +1,88 @@
+"""Endless, seeded, resumable batch streams over a dataset.
+
+The k-th sample drawn by a stream is ``perm(seed, k // n)[k % n]``: a fresh seeded permutation per epoch.
+So the stream's whole state is one integer (batches consumed), saved in checkpoints; resuming rebuilds the
+exact same sequence of batches, with any number of loader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = ["BatchStream", "move_to_device"]
+
+
+class _OffsetSampler(Sampler[int]):
+    def __init__(self, n: int, seed: int, start: int) -> None:
+        self.n, self.seed, self.start = n, seed, start
+
+    def __iter__(self) -> Iterator[int]:
+        k = self.start
+        perm, epoch = None, -1
+        while True:
+            if k // self.n != epoch:
+                epoch = k // self.n
+                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                perm = torch.randperm(self.n, generator=g).tolist()
+            yield perm[k % self.n]
+            k += 1
+
+
+def _seed_worker(worker_id: int) -> None:
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class BatchStream:
+    """``next(stream)`` returns the next collated batch; ``consumed`` is the resumable state."""
+
+    def __init__(
+        self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0, pin_memory: bool = False
+    ) -> None:
+        if len(dataset) == 0:
+            raise ValueError("cannot train on an empty dataset split; check data.root and the split fractions")
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.consumed = 0
+        self._it: Iterator | None = None
+
+    def _make_iter(self) -> Iterator:
+        g = torch.Generator().manual_seed(self.seed + 7919 * self.consumed)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=_OffsetSampler(len(self.dataset), self.seed, self.consumed * self.batch_size),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+            worker_init_fn=_seed_worker,
+            generator=g,
+        )
+        return iter(loader)
+
+    def __next__(self) -> dict:
+        if self._it is None:
+            self._it = self._make_iter()
+        batch = next(self._it)
+        self.consumed += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.consumed = int(state["consumed"])
+        self._it = None
+
+
+def move_to_device(batch: dict, device: torch.device) -> dict:
+    non_blocking = device.type == "cuda"
+    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}

@@ -1,0 +1,255 @@
+"""The one Trainer: device, AMP, streams, LR schedules, evaluation, checkpoints, logging, resume.
+
+It has no method-specific branch: a ``Method`` declares the streams it needs (``labeled``, ``unlabeled``,
+...) and does its own updates through ``StepContext``. Everything else happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from weakseg.config import Config, config_to_dict
+from weakseg.engine.checkpoint import (
+    CheckpointError,
+    atomic_torch_save,
+    get_rng_state,
+    load_checkpoint,
+    set_rng_state,
+)
+from weakseg.engine.evaluate import evaluate_dataset
+from weakseg.engine.loggers import RunLogger, atomic_write_text
+from weakseg.engine.schedules import build_scheduler
+from weakseg.engine.streams import BatchStream, move_to_device
+from weakseg.engine.viz import save_curves, save_overlays
+from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
+
+__all__ = ["Trainer", "resolve_amp", "resolve_device", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f'train.device is "{name}" but CUDA is not available; use "auto" or "cpu"')
+    return device
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA by default; fp16 uses a GradScaler; CPU trains in float32 unless asked."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    return torch.float16 if mode == "fp16" else torch.bfloat16
+
+
+def load_method_state(method: Method, state: dict, source: str) -> None:
+    """Load weights, turning torch's key/shape mismatch dump into an error that says what to do."""
+    try:
+        method.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
+        raise CheckpointError(
+            f"checkpoint {source} does not match the network built from the config: "
+            f"{' | '.join(lines)[:600]}. Use the config the checkpoint was trained with "
+            "(drop the --set overrides of model.*)."
+        ) from None
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: Config,
+        method: Method | None = None,
+        datasets: dict | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        t = cfg.train
+        seed_everything(t.seed)
+        self.run_dir = Path(run_dir or t.run_dir.format(name=t.name))
+        ckpt = self._prepare_run_dir(resume, overwrite)
+        if datasets is None:
+            from weakseg.data import build_datasets
+
+            datasets = build_datasets(cfg.data)
+        self.datasets = datasets
+        self.device = resolve_device(t.device)
+        self.amp_dtype = resolve_amp(t.amp, self.device)
+        self.method = (method or build_method(cfg)).to(self.device)
+        self.optimizers = self.method.configure_optimizers()
+        self.schedulers = {k: build_scheduler(o, t.max_steps, cfg.optim) for k, o in self.optimizers.items()}
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        pin = self.device.type == "cuda"
+        self.streams = {}
+        for i, name in enumerate(self.method.streams):
+            if name not in datasets or len(datasets[name]) == 0:
+                raise ValueError(
+                    f'method "{cfg.method.name}" needs a non-empty "{name}" split, but the data gives '
+                    f"{len(datasets.get(name, []))} samples; check data.labeled_fraction and the data folder"
+                )
+            self.streams[name] = BatchStream(datasets[name], t.batch_size, t.seed + 1000 * i, t.num_workers, pin)
+        self.step = 0
+        self.best = {"value": None, "step": None}
+        self.bad_evals = 0
+        self.logger = RunLogger(self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None)
+        if ckpt is not None:
+            self._restore(ckpt)
+            self.logger.truncate(self.step)
+
+    # ------------------------------------------------------------------ run folder and checkpoints
+    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> dict | None:
+        last = self.run_dir / "last.pt"
+        if resume:
+            if not last.is_file():
+                raise CheckpointError(f"--resume {self.run_dir}: no last.pt there to resume from")
+            return load_checkpoint(last)
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"run folder {self.run_dir} already holds a run; use --resume {self.run_dir} to continue it, "
+                    "--set train.name=<new name> for a new run, or --overwrite to replace it"
+                )
+            shutil.rmtree(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(self.cfg), indent=2))
+        return None
+
+    def state_dict(self) -> dict:
+        return {
+            "format": "weakseg",
+            "format_version": 1,
+            "config": config_to_dict(self.cfg),
+            "method": self.cfg.method.name,
+            "step": self.step,
+            "state": self.method.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "streams": {k: s.state_dict() for k, s in self.streams.items()},
+            "rng": get_rng_state(),
+            "best": dict(self.best),
+            "bad_evals": self.bad_evals,
+        }
+
+    def _restore(self, ckpt: dict) -> None:
+        load_method_state(self.method, ckpt["state"], ckpt["path"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(ckpt["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(ckpt["schedulers"][k])
+        if self.scaler and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        for k, s in self.streams.items():
+            s.load_state_dict(ckpt["streams"][k])
+        set_rng_state(ckpt["rng"])
+        self.step, self.best, self.bad_evals = ckpt["step"], dict(ckpt["best"]), ckpt.get("bad_evals", 0)
+
+    def save_checkpoint(self, name: str) -> Path:
+        path = self.run_dir / name
+        atomic_torch_save(self.state_dict(), path)
+        return path
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        t, d = self.cfg.train, self.cfg.data
+        acc, examples = evaluate_dataset(
+            self.method, self.datasets["val"], d.num_classes, d.class_names, self.device, spacing=d.spacing,
+            batch_size=t.eval_batch_size, amp_dtype=self.amp_dtype,
+        )
+        summary = acc.summary()
+        acc.write_csv(self.run_dir / "val_per_case.csv")
+        if t.save_pictures:
+            save_overlays(examples, self.run_dir / f"overlay_step{self.step:06d}.png",
+                          f"step {self.step}: mean Dice {summary['mean_dice']:.3f}")
+        self._last_table = acc.format_table()
+        return summary
+
+    def _improved(self, value: float) -> bool:
+        best = self.best["value"]
+        if value != value:  # NaN (no class measurable) never counts as an improvement
+            return False
+        if best is None:
+            return True
+        return value > best if self.cfg.train.key_mode == "max" else value < best
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, until: int | None = None) -> dict:
+        """Train to ``train.max_steps`` (or stop after step ``until``, e.g. to resume later)."""
+        t = self.cfg.train
+        stop = min(t.max_steps, until) if until else t.max_steps
+        has_val = "val" in self.datasets and len(self.datasets["val"]) > 0
+        ctx = StepContext(self.device, self.optimizers, max_steps=t.max_steps, amp_dtype=self.amp_dtype,
+                          scaler=self.scaler, grad_clip=self.cfg.optim.grad_clip)
+        self.method.train()
+        sums: dict[str, float] = {}
+        n_sum = 0
+        last_val: dict[str, float] = {}
+        bar = tqdm(total=stop, initial=self.step, desc=t.name, disable=not t.progress, dynamic_ncols=True)
+        try:
+            while self.step < stop:
+                batch = {k: move_to_device(next(s), self.device) for k, s in self.streams.items()}
+                ctx.step = self.step
+                logs = self.method.train_step(batch, self.step, ctx)
+                for s in self.schedulers.values():
+                    s.step()
+                self.step += 1
+                bar.update(1)
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                n_sum += 1
+                if self.step % t.log_every == 0 or self.step == stop:
+                    rec = {"step": self.step, "split": "train", **{k: v / n_sum for k, v in sums.items()}}
+                    rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
+                    self.logger.log(rec)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "split")})
+                    sums, n_sum = {}, 0
+                if self.step % t.eval_every == 0 or self.step == t.max_steps or self.step == stop:
+                    last_val = self._eval_and_checkpoint(has_val)
+                    if t.early_stop_patience and self.bad_evals >= t.early_stop_patience:
+                        tqdm.write(f"early stop at step {self.step}: no better {t.key_metric} for "
+                                   f"{self.bad_evals} evaluations")
+                        break
+        except NonFiniteLossError as e:
+            self.logger.log({"step": self.step, "split": "error", "message": str(e)})
+            raise
+        finally:
+            bar.close()
+            self.logger.close()
+        result = {"run_dir": str(self.run_dir), "step": self.step, "best_step": self.best["step"],
+                  f"best_{t.key_metric}": self.best["value"], "last": last_val}
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(result, indent=2))
+        return result
+
+    def _eval_and_checkpoint(self, has_val: bool) -> dict[str, float]:
+        t = self.cfg.train
+        summary: dict[str, float] = {}
+        if has_val:
+            summary = self.evaluate()
+            self.logger.log({"step": self.step, "split": "val", **summary})
+            value = summary[t.key_metric]
+            if self._improved(value):
+                self.best, self.bad_evals = {"value": value, "step": self.step}, 0
+                self.save_checkpoint("best.pt")
+            else:
+                self.bad_evals += 1
+            best = "none" if self.best["value"] is None else f"{self.best['value']:.4f}"
+            tqdm.write(f"step {self.step}: {t.key_metric} {value:.4f} (best {best} at step {self.best['step']})")
+        self.save_checkpoint("last.pt")
+        if t.save_pictures:
+            save_curves(self.logger.records, t.key_metric, self.run_dir / "curves.png")
+        return summary

@@ -1,0 +1,86 @@
+"""Pictures for the run folder: training curves and prediction overlays (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["label_overlay", "save_curves", "save_overlays"]
+
+_COLORS = np.array(
+    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+     [70, 240, 240], [240, 50, 230], [210, 245, 60]],
+    dtype=np.float32,
+) / 255.0
+
+
+def _save(fig, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """(C,H,W) float image -> (H,W,3) in [0,1] for display (per-image min-max)."""
+    img = image.transpose(1, 2, 0) if image.shape[0] == 3 else np.repeat(image[0][..., None], 3, axis=-1)
+    lo, hi = np.percentile(img, [0.5, 99.5])
+    return np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def label_overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB picture of ``image`` (C,H,W) with ``label`` (H,W) drawn in class colours."""
+    rgb = _grey(image)
+    colors = _COLORS[np.asarray(label) % len(_COLORS)]
+    mask = (np.asarray(label) > 0)[..., None]
+    return np.where(mask, (1 - alpha) * rgb + alpha * colors, rgb)
+
+
+def save_overlays(examples: list[dict], path: Path, title: str = "") -> None:
+    """Rows of (image, reference, prediction) for each example slice."""
+    if not examples:
+        return
+    fig, axes = plt.subplots(len(examples), 3, figsize=(7.5, 2.5 * len(examples)), squeeze=False)
+    for row, ex in zip(axes, examples):
+        panels = [_grey(ex["image"]), label_overlay(ex["image"], ex["label"]), label_overlay(ex["image"], ex["pred"])]
+        for ax, pic, name in zip(row, panels, ("image", "reference", "prediction")):
+            ax.imshow(pic)
+            ax.set_title(name, fontsize=9)
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def save_curves(records: list[dict], key_metric: str, path: Path) -> None:
+    """Training loss terms and validation metrics against step."""
+    train = [r for r in records if r.get("split") == "train"]
+    val = [r for r in records if r.get("split") == "val"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    keys = sorted({k for r in train for k in r if k not in ("step", "split", "lr") and isinstance(r[k], (int, float))})
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in train if k in r]
+        ax1.plot(*zip(*pts), label=k)
+    ax1.set_xlabel("step")
+    ax1.set_title("training loss")
+    if keys:
+        ax1.legend(fontsize=8)
+    vkeys = [k for k in (key_metric, "mean_dice", "mean_iou") if val and k in val[0]]
+    for k in dict.fromkeys(vkeys):
+        ax2.plot([r["step"] for r in val], [r[k] for r in val], marker="o", label=k)
+    ax2.set_xlabel("step")
+    ax2.set_title("validation")
+    if vkeys:
+        ax2.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,134 @@
+"""The contract between a training method and the one Trainer.
+
+A method owns its networks, optimizers and the order of its updates; the trainer owns everything else
+(device, AMP, loaders, LR schedules, evaluation, checkpoints, logging). A new method only subclasses
+``Method`` and registers itself in ``METHODS``:
+
+    class Supervised(Method):
+        streams = ("labeled",)                       # loaders the trainer must provide
+        def configure_optimizers(self):  return {"net": make_optimizer(self.net.parameters(), self.optim_cfg)}
+        def train_step(self, batch, step, ctx):      # batch["labeled"][Keys.IMAGE]: B,C,H,W on ctx.device
+            with ctx.autocast():
+                loss = self.loss(self.net(batch["labeled"][Keys.IMAGE]), batch["labeled"][Keys.LABEL])
+            ctx.backward(loss, "net", terms={"seg": loss})
+            return {"loss": loss.item()}
+        def predict(self, image):  return self.net(image)   # logits B,num_classes,H,W
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from weakseg.config import OptimConfig
+
+__all__ = ["Method", "NonFiniteLossError", "StepContext", "make_optimizer"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or inf; the message names the step and the loss term."""
+
+    def __init__(self, step: int, term: str, value: float) -> None:
+        super().__init__(
+            f"loss term '{term}' is {value} at step {step}; stopping. The last good checkpoint is kept. "
+            "Lower optim.lr, check the input intensities (data.intensity) or enable optim.grad_clip."
+        )
+        self.step, self.term, self.value = step, term, value
+
+
+def make_optimizer(params: Iterable, cfg: OptimConfig, lr: float | None = None) -> Optimizer:
+    """Build the optimizer named in ``cfg`` (adam | adamw | sgd) over ``params``."""
+    lr = cfg.lr if lr is None else lr
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    raise ValueError(f'optim.name must be adam, adamw or sgd, got "{cfg.name}"')
+
+
+@dataclass
+class StepContext:
+    """What a method needs from the trainer inside ``train_step``: AMP, scaled backward, optimizer steps."""
+
+    device: torch.device
+    optimizers: dict[str, Optimizer]
+    step: int = 0
+    max_steps: int = 1
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    grad_clip: float | None = None
+    _params: dict[str, list[torch.nn.Parameter]] = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            v = float(value.detach())
+            if not math.isfinite(v):
+                raise NonFiniteLossError(self.step, name, v)
+
+    def backward(self, loss: torch.Tensor, opt_name: str, terms: dict[str, torch.Tensor] | None = None) -> None:
+        """Zero grads, (scaled) backward, clip, step optimizer ``opt_name``. ``terms`` are checked for NaN/inf."""
+        self.check_finite(terms if terms else {opt_name: loss})
+        opt = self.optimizers[opt_name]
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.grad_clip:
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> Iterator[None]:
+        """Temporarily set ``requires_grad`` on every parameter of ``nets`` (e.g. freeze D while stepping G)."""
+        nets = [nets] if isinstance(nets, nn.Module) else list(nets)
+        params = [p for n in nets for p in n.parameters()]
+        before = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(flag)
+        try:
+            yield
+        finally:
+            for p, b in zip(params, before):
+                p.requires_grad_(b)
+
+
+class Method(nn.Module):
+    """Base class of every training method. Subclasses set ``streams`` and implement the three hooks."""
+
+    streams: tuple[str, ...] = ("labeled",)
+
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        raise NotImplementedError
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes, *spatial) for a batch of images; used by evaluation and ``predict``."""
+        raise NotImplementedError
+
+    @property
+    def size_divisor(self) -> int:
+        """Input sizes must be multiples of this for ``predict``; the trainer pads to it."""
+        return 1

@@ -1,0 +1,168 @@
+"""The NETWORKS registry, ``build_network`` and the size-divisor helpers every network shares.
+
+The extension contract is written at the top of ``weakseg/nets/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from weakseg.registry import Registry, suggest
+
+__all__ = [
+    "NETWORKS",
+    "axis_divisors",
+    "build_network",
+    "network_params",
+    "pad_to_divisor",
+    "stride_divisor",
+]
+
+NETWORKS: Registry[nn.Module] = Registry("network")
+
+_FIXED = ("spatial_dims", "in_channels", "out_channels")
+
+
+def _free_params(ctor: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
+    """(name -> default of the constructor's own params, whether it also takes **kwargs)."""
+    sig = inspect.signature(ctor)
+    params: dict[str, Any] = {}
+    var_kw = False
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind is not p.VAR_POSITIONAL and p.name not in (*_FIXED, "self"):
+            params[p.name] = None if p.default is p.empty else p.default
+    return params, var_kw
+
+
+def network_params(name: str) -> dict[str, Any]:
+    """The parameters ``model.params`` may set for network ``name``, with their defaults."""
+    return _free_params(NETWORKS.get(name))[0]
+
+
+def _unknown_param_error(name: str, key: str, valid: Sequence[str]) -> ValueError:
+    return ValueError(
+        f'network "{name}" has no parameter "{key}".{suggest(key, list(valid))} '
+        f"Valid parameters of {name}: {', '.join(valid) or '(none)'}"
+    )
+
+
+class _InputCheck:
+    """Forward pre-hook: the input must be (B, in_channels, *spatial) with spatial multiples of size_divisor."""
+
+    def __init__(self, name: str, spatial_dims: int, in_channels: int) -> None:
+        self.name, self.spatial_dims, self.in_channels = name, spatial_dims, in_channels
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor):
+            return
+        expect = f"(B, {self.in_channels}, " + ", ".join("S" * self.spatial_dims) + ")"
+        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f'network "{self.name}" expects input {expect}, got {tuple(x.shape)}')
+        div = axis_divisors(module, self.spatial_dims)
+        if any(s % d for s, d in zip(x.shape[2:], div)):
+            raise ValueError(
+                f'network "{self.name}" needs spatial sizes that are multiples of {div}, got '
+                f"{tuple(x.shape[2:])}: pad the input to multiples of net.size_divisor={module.size_divisor} "
+                "with weakseg.nets.pad_to_divisor (and crop the logits back), or crop/resize it"
+            )
+
+
+def build_network(
+    name: str, spatial_dims: int, in_channels: int, out_channels: int, **params: Any
+) -> nn.Module:
+    """Build a registered network; unknown names and parameters raise errors that list the valid ones."""
+    if spatial_dims not in (2, 3):
+        raise ValueError(f'network "{name}": spatial_dims must be 2 or 3, got {spatial_dims}')
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError(
+            f'network "{name}": in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}'
+        )
+    ctor = NETWORKS.get(name)
+    valid, var_kw = _free_params(ctor)
+    if not var_kw:
+        for key in params:
+            if key not in valid:
+                raise _unknown_param_error(name, key, list(valid))
+    kwargs = copy.deepcopy(params)  # never mutate the caller's config
+    try:
+        net = ctor(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        bad = str(e).split("'")[1] if "'" in str(e) else str(e)
+        raise _unknown_param_error(name, bad, list(valid)) from e
+    except (ValueError, AssertionError) as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(f'network "{name}"') else f'network "{name}": {msg}') from e
+    div = getattr(net, "size_divisor", None)
+    if isinstance(div, bool) or not isinstance(div, int) or div < 1:
+        raise TypeError(
+            f'network "{name}" must set net.size_divisor to a positive int (every spatial size of the input '
+            f"must be a multiple of it), found {div!r}"
+        )
+    axes = axis_divisors(net, spatial_dims)
+    if any(div % d for d in axes):
+        raise TypeError(
+            f'network "{name}": size_divisor {div} must be a multiple of every axis_divisors entry {axes}'
+        )
+    if not hasattr(net, "deep_supervision"):
+        net.deep_supervision = False
+    net.register_forward_pre_hook(_InputCheck(name, spatial_dims, in_channels))
+    return net
+
+
+def axis_divisors(net: nn.Module, spatial_dims: int) -> tuple[int, ...]:
+    """Per-axis divisors: ``net.axis_divisors`` when set (anisotropic strides), else ``size_divisor`` per axis."""
+    axes = getattr(net, "axis_divisors", None)
+    if axes is None:
+        return (int(net.size_divisor),) * spatial_dims
+    if len(axes) != spatial_dims:
+        raise TypeError(
+            f"net.axis_divisors {tuple(axes)} must have one entry per spatial axis ({spatial_dims})"
+        )
+    return tuple(int(d) for d in axes)
+
+
+def stride_divisor(strides: Sequence[int | Sequence[int]], spatial_dims: int) -> tuple[int, ...]:
+    """Per-axis product of per-level strides (each an int or one int per axis)."""
+    out = [1] * spatial_dims
+    for s in strides:
+        per_axis = [int(s)] * spatial_dims if isinstance(s, (int, float)) else [int(v) for v in s]
+        if len(per_axis) != spatial_dims:
+            raise ValueError(f"stride {s!r} has {len(per_axis)} values for {spatial_dims} spatial dims")
+        out = [a * b for a, b in zip(out, per_axis)]
+    return tuple(out)
+
+
+def pad_to_divisor(
+    x: torch.Tensor, divisor: int | Sequence[int], mode: str = "constant", value: float = 0.0
+) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """Pad the trailing spatial dims of ``x`` (B,C,*spatial) at their end up to multiples of ``divisor``.
+
+    Returns ``(padded, crop)``; ``logits[crop]`` undoes the padding:
+    (1,1,30,33) with divisor 16 -> (1,1,32,48) and crop ``(..., slice(0, 30), slice(0, 33))``.
+    """
+    spatial = tuple(x.shape[2:])
+    div = (divisor,) * len(spatial) if isinstance(divisor, int) else tuple(divisor)
+    if len(div) != len(spatial):
+        raise ValueError(f"divisor {div} has {len(div)} values but the input has {len(spatial)} spatial dims")
+    target = [math.ceil(s / d) * d for s, d in zip(spatial, div)]
+    pad: list[int] = []
+    for s, t in reversed(list(zip(spatial, target))):  # F.pad lists the last dim first
+        pad += [0, t - s]
+    crop = (Ellipsis, *(slice(0, s) for s in spatial))
+    if not any(pad):
+        return x, crop
+    kwargs = {"value": value} if mode == "constant" else {}
+    return F.pad(x, pad, mode=mode, **kwargs), crop
