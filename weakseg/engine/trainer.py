@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -199,7 +200,8 @@ class Trainer:
         sums: dict[str, float] = {}
         n_sum = 0
         last_val: dict[str, float] = {}
-        bar = tqdm(total=stop, initial=self.step, desc=t.name, disable=not t.progress, dynamic_ncols=True)
+        bar = tqdm(total=stop, initial=self.step, desc=t.name, disable=not t.progress, dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)  # logs stay short when not a terminal
         try:
             while self.step < stop:
                 batch = {k: move_to_device(next(s), self.device) for k, s in self.streams.items()}
