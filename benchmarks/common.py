@@ -34,7 +34,7 @@ def mean_std(values: list[float]) -> str:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    from weakseg.engine.loggers import atomic_write_text
+    from weakseg.fileio import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"written": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
@@ -43,7 +43,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 def update_results_md(section: str, body: str) -> None:
     """Replace (or append) the block between ``<!-- section:start -->`` and ``<!-- section:end -->``."""
-    from weakseg.engine.loggers import atomic_write_text
+    from weakseg.fileio import atomic_write_text
 
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"

@@ -84,3 +84,35 @@ def test_resume_via_cli(tiny_cfg_path, tmp_path):
     from weakseg.engine.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "last.pt")["step"] == 4
+
+
+def test_predict_nifti_keeps_affine(trained, tmp_path):
+    import nibabel as nib
+
+    from weakseg.data.phantoms import phantom_case
+
+    image, _ = phantom_case(7, "ct", n_slices=3, size=32)  # HU values, as a CT scanner writes them
+    affine = np.diag([0.8, 0.8, 3.0, 1.0])
+    affine[:3, 3] = [-10.0, 5.0, 42.0]
+    vol = np.ascontiguousarray(image.transpose(1, 2, 0))  # (X, Y, Z), slices along axis 2
+    nib.save(nib.Nifti1Image(vol.astype(np.float32), affine), tmp_path / "scan.nii.gz")
+    out = tmp_path / "out"
+    assert main(["predict", str(trained / "best.pt"), str(tmp_path / "scan.nii.gz"), str(out)]) == 0
+    seg = nib.load(out / "scan.nii.gz")
+    assert seg.shape == vol.shape
+    np.testing.assert_allclose(seg.affine, affine)
+    assert set(np.unique(np.asarray(seg.dataobj))) <= set(range(5))
+
+
+def test_demo_code_path(tmp_path, capsys):
+    small = ["data.phantom_size=32", "data.phantom_cases=4", "data.phantom_slices=2", "train.max_steps=2",
+             "train.eval_every=2", "model.params.channels=[4, 8, 16]", "model.params.strides=[2, 2]",
+             "train.progress=false"]
+    args = ["demo", "--out", str(tmp_path)]
+    for s in small:
+        args += ["--set", s]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("mean foreground Dice: ")
+    (run,) = tmp_path.glob("demo-*")
+    assert (run / "best.pt").is_file() and (run / "curves.png").is_file() and list(run.glob("overlay_*.png"))

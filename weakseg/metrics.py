@@ -24,10 +24,8 @@ volume with spacing (z, y, x), so distances are measured in 3D across slices.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +38,8 @@ from monai.metrics import (
     compute_hausdorff_distance,
     compute_iou,
 )
+
+from weakseg.fileio import atomic_write_csv
 
 __all__ = ["METRICS", "STATUSES", "MetricAccumulator", "case_metrics", "image_diagonal"]
 
@@ -231,20 +231,7 @@ class MetricAccumulator:
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-case rows to ``path`` atomically (temp file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fields = ["case_id", "class", "status", *METRICS]
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(self.per_case())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_csv(path, self.per_case(), ["case_id", "class", "status", *METRICS])
 
     def format_table(self) -> str:
         """Per-class console table: means, number of counted cases and the status counts."""

@@ -8,7 +8,6 @@ from PIL import Image
 from weakseg.config import DataConfig, IntensityConfig
 from weakseg.data import (
     DataError,
-    atomic_write_bytes,
     iter_slices,
     load_image_for_inference,
     predict_volume_slices,
@@ -17,13 +16,6 @@ from weakseg.data import (
 )
 
 from .helpers import folder_cfg, write_nifti, write_png
-
-
-def test_atomic_write_bytes_leaves_no_temp_file(tmp_path):
-    path = atomic_write_bytes(tmp_path / "sub" / "x.bin", b"abc")
-    atomic_write_bytes(path, b"de")
-    assert path.read_bytes() == b"de"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["x.bin"]
 
 
 def test_png_roundtrip_and_overwrite(tmp_path):

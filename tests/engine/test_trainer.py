@@ -110,3 +110,37 @@ def test_same_seed_same_numbers(tiny_cfg_path, tmp_path):
     a = Trainer(cfg, run_dir=tmp_path / "a").fit()
     b = Trainer(cfg, run_dir=tmp_path / "b").fit()
     assert a["last"] == b["last"]
+
+
+def test_loader_workers_do_not_change_the_trajectory(tiny_cfg_path, tmp_path):
+    cfg0 = _cfg(tiny_cfg_path, "train.max_steps=3", "train.eval_every=3")
+    cfg2 = _cfg(tiny_cfg_path, "train.max_steps=3", "train.eval_every=3", "train.num_workers=2")
+    a = Trainer(cfg0, run_dir=tmp_path / "a")
+    a.fit()
+    b = Trainer(cfg2, run_dir=tmp_path / "b")
+    b.fit()
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_wandb_offline_writes_into_run_folder(tiny_cfg_path, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = _cfg(tiny_cfg_path, "train.max_steps=2", "train.eval_every=2", "train.wandb.enabled=true")
+    Trainer(cfg, run_dir=tmp_path / "r").fit()
+    assert list((tmp_path / "r" / "wandb").glob("offline-run-*")), "wandb offline files belong in the run folder"
+
+
+@pytest.mark.parametrize("schedule", ["constant", "poly", "cosine", "linear"])
+def test_lr_schedules(schedule):
+    from weakseg.config import OptimConfig
+    from weakseg.engine.schedules import lr_factor
+
+    cfg = OptimConfig(schedule=schedule, warmup_steps=2)
+    assert lr_factor(0, 10, cfg) == pytest.approx(0.5)  # warmup
+    assert lr_factor(2, 10, cfg) == pytest.approx(1.0)
+    end = lr_factor(10, 10, cfg)
+    assert end == pytest.approx(1.0 if schedule == "constant" else 0.0)
+    mid = lr_factor(6, 10, cfg)
+    expected = {"constant": 1.0, "poly": 0.5**0.9, "cosine": 0.5, "linear": 0.5}[schedule]
+    assert mid == pytest.approx(expected)

@@ -11,7 +11,6 @@ from weakseg.data.build import SOURCES, SPLITS, build_datasets, read_records
 from weakseg.data.dataset import SegDataset
 from weakseg.data.intensity import Preset, ct_window, identity, mr_percentile, resolve_preset, rgb, scale
 from weakseg.data.io import (
-    atomic_write_bytes,
     iter_slices,
     load_image_for_inference,
     predict_volume_slices,
@@ -31,7 +30,6 @@ __all__ = [
     "Preset",
     "Record",
     "SegDataset",
-    "atomic_write_bytes",
     "build_datasets",
     "ct_window",
     "identity",

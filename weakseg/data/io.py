@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from weakseg.data.intensity import resolve_preset
 from weakseg.data.nifti import NIFTI_SUFFIXES, channels_first, load_nifti
 from weakseg.data.readers import IMAGE_SUFFIXES, read_image_file
 from weakseg.data.records import DataError
+from weakseg.fileio import atomic_write_bytes
 
 __all__ = [
     "atomic_write_bytes",
@@ -42,24 +41,6 @@ __all__ = [
 
 def _is_nifti(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file in ``path``'s folder, fsync, then ``os.replace``: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 minus the umask, like open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _hint(cfg: DataConfig, array: np.ndarray) -> str | None:

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from weakseg.config import WandbConfig
+from weakseg.fileio import atomic_write_csv, atomic_write_text
 
-__all__ = ["RunLogger", "atomic_write_text"]
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path`` and rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["RunLogger"]
 
 
 class RunLogger:
@@ -75,11 +59,7 @@ class RunLogger:
         columns: list[str] = []
         for r in self.records:
             columns += [k for k in r if k not in columns]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(self.records)
-        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        atomic_write_csv(self.run_dir / "metrics.csv", self.records, columns)
 
     def close(self) -> None:
         if self._wandb is not None:

@@ -25,10 +25,11 @@ from weakseg.engine.checkpoint import (
     set_rng_state,
 )
 from weakseg.engine.evaluate import evaluate_dataset
-from weakseg.engine.loggers import RunLogger, atomic_write_text
+from weakseg.engine.loggers import RunLogger
 from weakseg.engine.schedules import build_scheduler
 from weakseg.engine.streams import BatchStream, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
+from weakseg.fileio import atomic_write_text
 from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
 
 __all__ = ["Trainer", "resolve_amp", "resolve_device", "seed_everything"]
