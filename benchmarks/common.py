@@ -22,7 +22,11 @@ def default_data_root() -> Path:
 
 
 def machine() -> str:
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    dev = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
     return f"{platform.node() or 'host'}: {dev}; torch {torch.__version__}; python {sys.version.split()[0]}"
 
 
@@ -49,6 +53,8 @@ def update_results_md(section: str, body: str) -> None:
     block = f"{start}\n{body.rstrip()}\n{end}"
     text = RESULTS_MD.read_text() if RESULTS_MD.is_file() else "# Measured results\n\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    )
     RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS_MD, text)

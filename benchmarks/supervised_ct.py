@@ -37,29 +37,48 @@ def run_one(args, fraction: float, seed: int) -> dict:
         *args.set,
     ]
     cfg = load_config(REPO / "configs" / "ct.yaml", overrides)
-    if (run_dir / "summary.json").is_file() and json.loads((run_dir / "summary.json").read_text())["step"] >= steps:
+    if (run_dir / "summary.json").is_file() and json.loads((run_dir / "summary.json").read_text())[
+        "step"
+    ] >= steps:
         print(f"reusing finished run {run_dir}")
     else:
         trainer = Trainer(cfg, run_dir=run_dir, resume=(run_dir / "last.pt").is_file())
         trainer.fit()
     ct = evaluate(run_dir / "best.pt", progress=False).summary()
-    mr = evaluate(run_dir / "best.pt", data=args.data_root / "abdominal_ct_mr" / "mr", progress=False,
-                  overrides=["data.spacing=[7.7, 1.25, 1.25]"]).summary()
+    mr = evaluate(
+        run_dir / "best.pt",
+        data=args.data_root / "abdominal_ct_mr" / "mr",
+        progress=False,
+        overrides=["data.spacing=[7.7, 1.25, 1.25]"],
+    ).summary()
     splits = build_datasets(cfg.data)
-    return {"fraction": fraction, "seed": seed, "steps": steps, "run_dir": str(run_dir.relative_to(REPO)),
-            "labeled_patients": len(splits["labeled"].case_ids), "val_patients": len(splits["val"].case_ids),
-            "ct_val": ct, "mr_no_adaptation": mr}
+    return {
+        "fraction": fraction,
+        "seed": seed,
+        "steps": steps,
+        "run_dir": str(run_dir.relative_to(REPO)),
+        "labeled_patients": len(splits["labeled"].case_ids),
+        "val_patients": len(splits["val"].case_ids),
+        "ct_val": ct,
+        "mr_no_adaptation": mr,
+    }
 
 
 def table(rows: list[dict], key: str) -> str:
-    head = "| labeled CT patients | " + " | ".join(f"{o} Dice" for o in ORGANS) + " | mean Dice | mean HD95 (mm) |"
+    head = (
+        "| labeled CT patients | "
+        + " | ".join(f"{o} Dice" for o in ORGANS)
+        + " | mean Dice | mean HD95 (mm) |"
+    )
     lines = [head, "|" + "---|" * (len(ORGANS) + 3)]
     for frac in sorted({r["fraction"] for r in rows}, reverse=True):
         rs = [r[key] for r in rows if r["fraction"] == frac]
         cells = [mean_std([r[f"dice/{o}"] for r in rs]) for o in ORGANS]
         n = rows[[r["fraction"] for r in rows].index(frac)]["labeled_patients"]
-        lines.append(f"| {frac:.0%} ({n}) | " + " | ".join(cells) + f" | {mean_std([r['mean_dice'] for r in rs])} | "
-                     f"{mean_std([r['mean_hd95'] for r in rs])} |")
+        lines.append(
+            f"| {frac:.0%} ({n}) | " + " | ".join(cells) + f" | {mean_std([r['mean_dice'] for r in rs])} | "
+            f"{mean_std([r['mean_hd95'] for r in rs])} |"
+        )
     return "\n".join(lines)
 
 
@@ -87,7 +106,8 @@ def main() -> None:
         f"mean ± std over seeds {args.seeds}.\n\n"
         "### CT validation patients\n\n" + table(rows, "ct_val") + "\n\n"
         "### MR (all 15 CHAOS patients), same models, no adaptation — the baseline domain adaptation must beat\n\n"
-        + table(rows, "mr_no_adaptation") + "\n"
+        + table(rows, "mr_no_adaptation")
+        + "\n"
     )
     update_results_md("supervised_ct", body)
     print(body)

@@ -13,8 +13,19 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cli")
     run = root / "run"
-    assert main(["train", str(REPO / "configs" / "tiny.yaml"), "--set", f"train.run_dir={run}",
-                 "--set", "train.save_pictures=false"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(REPO / "configs" / "tiny.yaml"),
+                "--set",
+                f"train.run_dir={run}",
+                "--set",
+                "train.save_pictures=false",
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -29,7 +40,9 @@ def _phantom_folder(path, n=2, size=32):
         image, label = phantom_case(100 + case, "ct", n_slices=2, size=size)
         for z in range(image.shape[0]):
             name = f"ph_p{case:02d}_z{z:03d}.png"
-            Image.fromarray((ct_window(image[z], 40, 400) * 255).astype(np.uint8)).save(path / "images" / name)
+            Image.fromarray((ct_window(image[z], 40, 400) * 255).astype(np.uint8)).save(
+                path / "images" / name
+            )
             Image.fromarray(label[z].astype(np.uint8)).save(path / "masks" / name)
     return path
 
@@ -105,9 +118,16 @@ def test_predict_nifti_keeps_affine(trained, tmp_path):
 
 
 def test_demo_code_path(tmp_path, capsys):
-    small = ["data.phantom_size=32", "data.phantom_cases=4", "data.phantom_slices=2", "train.max_steps=2",
-             "train.eval_every=2", "model.params.channels=[4, 8, 16]", "model.params.strides=[2, 2]",
-             "train.progress=false"]
+    small = [
+        "data.phantom_size=32",
+        "data.phantom_cases=4",
+        "data.phantom_slices=2",
+        "train.max_steps=2",
+        "train.eval_every=2",
+        "model.params.channels=[4, 8, 16]",
+        "model.params.strides=[2, 2]",
+        "train.progress=false",
+    ]
     args = ["demo", "--out", str(tmp_path)]
     for s in small:
         args += ["--set", s]
@@ -116,3 +136,30 @@ def test_demo_code_path(tmp_path, capsys):
     assert out.rstrip().splitlines()[-1].startswith("mean foreground Dice: ")
     (run,) = tmp_path.glob("demo-*")
     assert (run / "best.pt").is_file() and (run / "curves.png").is_file() and list(run.glob("overlay_*.png"))
+
+
+def test_evaluate_without_validation_cases_says_what_to_do(tiny_cfg_path, tmp_path, capsys):
+    run = tmp_path / "r"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_cfg_path),
+                "--set",
+                f"train.run_dir={run}",
+                "--set",
+                "data.val_fraction=0.0",
+                "--set",
+                "train.save_pictures=false",
+            ]
+        )
+        == 0
+    )
+    assert main(["evaluate", str(run / "last.pt")]) == 1
+    assert "pass --data DIR" in capsys.readouterr().err
+
+
+def test_evaluate_prints_per_case_table(trained, tmp_path, capsys):
+    assert main(["evaluate", str(trained / "best.pt"), "--out", str(tmp_path / "e.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("case") and "mean" in out

@@ -1,9 +1,9 @@
 """The Python API behind the CLI: train, evaluate and predict from configs and checkpoints.
 
-    cfg = load_config("configs/demo.yaml", overrides=["train.max_steps=200"])
-    result = Trainer(cfg).fit()
-    acc = evaluate(result["run_dir"] + "/best.pt")
-    predict(result["run_dir"] + "/best.pt", "scans/", "labels_out/")
+cfg = load_config("configs/demo.yaml", overrides=["train.max_steps=200"])
+result = Trainer(cfg).fit()
+acc = evaluate(result["run_dir"] + "/best.pt")
+predict(result["run_dir"] + "/best.pt", "scans/", "labels_out/")
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from weakseg.config import Config, apply_overrides, config_from_dict
+from weakseg.config import Config, apply_overrides, config_from_dict, set_values
 from weakseg.engine.checkpoint import load_checkpoint
 from weakseg.engine.evaluate import evaluate_dataset, predict_logits
 from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
@@ -23,17 +23,24 @@ from weakseg.metrics import MetricAccumulator
 __all__ = ["config_from_checkpoint", "evaluate", "load_trained", "predict"]
 
 
-def config_from_checkpoint(ckpt: dict, overrides: list[str] | None = None) -> Config:
-    values = apply_overrides(copy.deepcopy(ckpt["config"]), overrides)
+def config_from_checkpoint(
+    ckpt: dict, overrides: list[str] | None = None, updates: dict | None = None
+) -> Config:
+    """The checkpoint's config with ``updates`` (dotted key -> value, taken as is) and ``--set`` overrides."""
+    values = set_values(copy.deepcopy(ckpt["config"]), updates or {})
+    values = apply_overrides(values, overrides)
     return config_from_dict(values, source=f"checkpoint {ckpt['path']}")
 
 
 def load_trained(
-    checkpoint: str | Path, overrides: list[str] | None = None, device: str = "auto"
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    device: str = "auto",
+    updates: dict | None = None,
 ) -> tuple[Config, Method, torch.device]:
     """Rebuild the method stored in ``checkpoint`` (config included) and load its weights, in eval mode."""
     ckpt = load_checkpoint(checkpoint)
-    cfg = config_from_checkpoint(ckpt, overrides)
+    cfg = config_from_checkpoint(ckpt, overrides, updates)
     dev = resolve_device(device)
     method = build_method(cfg)
     load_method_state(method, ckpt["state"], ckpt["path"])
@@ -51,18 +58,35 @@ def evaluate(
     """Score a checkpoint on its own validation split, or on every labeled case of the folder ``data``."""
     from weakseg.data import build_datasets
 
-    extra = list(overrides or [])
+    updates = {}
     if data is not None:
-        ckpt_cfg = load_checkpoint(checkpoint)["config"]
-        source = ckpt_cfg["data"]["source"] if ckpt_cfg["data"]["source"] != "phantom" else "folder"
-        extra = [f"data.source={source}", f"data.root={Path(data)}", "data.val_fraction=0.0",
-                 "data.test_fraction=0.0", "data.labeled_fraction=1.0", *extra]
-    cfg, method, dev = load_trained(checkpoint, extra, device)
+        source = load_checkpoint(checkpoint)["config"]["data"]["source"]
+        updates = {
+            "data.source": "folder" if source == "phantom" else source,
+            "data.root": str(data),
+            "data.val_fraction": 0.0,
+            "data.test_fraction": 0.0,
+            "data.labeled_fraction": 1.0,
+        }
+    cfg, method, dev = load_trained(checkpoint, overrides, device, updates)
     datasets = build_datasets(cfg.data)
     split = "labeled" if data is not None else "val"
-    acc, _ = evaluate_dataset(method, datasets[split], cfg.data.num_classes, cfg.data.class_names, dev,
-                              spacing=cfg.data.spacing, batch_size=cfg.train.eval_batch_size,
-                              amp_dtype=resolve_amp(cfg.train.amp, dev), progress=progress)
+    if len(datasets[split]) == 0:
+        raise ValueError(
+            f"{checkpoint}: its config has no validation cases (data.val_fraction is "
+            f"{cfg.data.val_fraction}); pass --data DIR with images/ and masks/ to evaluate on"
+        )
+    acc, _ = evaluate_dataset(
+        method,
+        datasets[split],
+        cfg.data.num_classes,
+        cfg.data.class_names,
+        dev,
+        spacing=cfg.data.spacing,
+        batch_size=cfg.train.eval_batch_size,
+        amp_dtype=resolve_amp(cfg.train.amp, dev),
+        progress=progress,
+    )
     if out_csv is not None:
         acc.write_csv(out_csv)
     return acc
@@ -93,13 +117,14 @@ def predict(
     overwrite: bool = False,
     device: str = "auto",
     progress: bool = True,
+    overrides: list[str] | None = None,
 ) -> list[Path]:
     """Segment an image file or a folder of them; write label PNGs (NIfTI keeps the input's affine)."""
     from tqdm.auto import tqdm
 
     from weakseg.data import load_image_for_inference, predict_volume_slices, write_label
 
-    cfg, method, dev = load_trained(checkpoint, device=device)
+    cfg, method, dev = load_trained(checkpoint, overrides, device)
     amp = resolve_amp(cfg.train.amp, dev)
     files = _inputs(Path(inputs))
     output = Path(output)

@@ -35,6 +35,7 @@ __all__ = [
     "config_to_dict",
     "load_config",
     "apply_overrides",
+    "set_values",
 ]
 
 
@@ -78,7 +79,9 @@ class DataConfig:
     phantom_size: int = 128
     phantom_seed: int = 0
     swap_labels: list[list[int]] = field(default_factory=list)  # lateralized pairs a left-right flip swaps
-    spacing: list[float] | None = None  # physical voxel size (z, y, x) of a case's stacked slices, for HD95/ASSD
+    spacing: list[float] | None = (
+        None  # physical voxel size (z, y, x) of a case's stacked slices, for HD95/ASSD
+    )
 
     @property
     def spatial_dims(self) -> int:
@@ -232,7 +235,9 @@ def _build(cls: type, values: dict, where: str) -> Any:
 def config_from_dict(values: dict | None, source: str = "config") -> Config:
     values = values or {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(values).__name__}")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections, got {type(values).__name__}"
+        )
     try:
         cfg = _build(Config, values, "config")
     except ConfigError as e:
@@ -248,14 +253,22 @@ def config_to_dict(cfg: Config) -> dict:
 def _validate(cfg: Config, source: str) -> None:
     d, t = cfg.data, cfg.train
     checks = [
-        (d.num_classes >= 2, f"data.num_classes must be >= 2 (background + at least one class), got {d.num_classes}"),
+        (
+            d.num_classes >= 2,
+            f"data.num_classes must be >= 2 (background + at least one class), got {d.num_classes}",
+        ),
         (
             len(d.class_names) == d.num_classes,
             f"data.class_names has {len(d.class_names)} names but data.num_classes is {d.num_classes}",
         ),
-        (0.0 < d.labeled_fraction <= 1.0, f"data.labeled_fraction must be in (0, 1], got {d.labeled_fraction}"),
         (
-            0.0 <= d.val_fraction < 1.0 and 0.0 <= d.test_fraction < 1.0 and d.val_fraction + d.test_fraction < 1.0,
+            0.0 < d.labeled_fraction <= 1.0,
+            f"data.labeled_fraction must be in (0, 1], got {d.labeled_fraction}",
+        ),
+        (
+            0.0 <= d.val_fraction < 1.0
+            and 0.0 <= d.test_fraction < 1.0
+            and d.val_fraction + d.test_fraction < 1.0,
             f"data.val_fraction + data.test_fraction must be < 1, got {d.val_fraction} + {d.test_fraction}",
         ),
         (t.max_steps >= 1, f"train.max_steps must be >= 1, got {t.max_steps}"),
@@ -273,29 +286,38 @@ def _validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: {msg}")
     for pair in d.swap_labels:
         if len(pair) != 2 or not all(0 < v < d.num_classes for v in pair):
-            raise ConfigError(f"{source}: data.swap_labels entries must be pairs of foreground labels, got {pair}")
+            raise ConfigError(
+                f"{source}: data.swap_labels entries must be pairs of foreground labels, got {pair}"
+            )
 
 
 # --------------------------------------------------------------------------- overrides and loading
+def set_values(values: dict, updates: dict[str, Any]) -> dict:
+    """Set dotted keys (``{"data.root": path}``) in a raw config dict, in place, without parsing the values."""
+    for path, value in updates.items():
+        keys = path.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f'override "{path}": empty key')
+        node = values
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f'override "{path}": "{k}" is not a section')
+        node[keys[-1]] = value
+    return values
+
+
 def apply_overrides(values: dict, overrides: list[str] | None) -> dict:
     """Apply ``section.key=value`` strings (value parsed as YAML) to a raw config dict, in place."""
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f'override "{item}" must look like section.key=value, e.g. train.max_steps=10')
         path, raw = item.split("=", 1)
-        keys = path.strip().split(".")
-        if not all(keys):
-            raise ConfigError(f'override "{item}": empty key in "{path}"')
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise ConfigError(f'override "{item}": value "{raw}" is not valid YAML ({e})') from None
-        node = values
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f'override "{item}": "{k}" is not a section')
-        node[keys[-1]] = value
+        set_values(values, {path: value})
     return values
 
 

@@ -233,6 +233,19 @@ class MetricAccumulator:
         """Write the per-case rows to ``path`` atomically (temp file in the same folder, then rename)."""
         return atomic_write_csv(path, self.per_case(), ["case_id", "class", "status", *METRICS])
 
+    def format_case_table(self) -> str:
+        """Per-case console table: Dice and HD95 of each class (absent classes shown as "-")."""
+        width = max(len("case"), *(len(c) for c in self._cases))
+        head = f"{'case':<{width}}  " + "  ".join(f"{n[:12]:>12} {'hd95':>7}" for n in self.class_names)
+        lines = [head, "-" * len(head)]
+        for case_id, r in self._cases.items():
+            cells = [
+                f"{r['dice'][i]:>12.3f} {r['hd95'][i]:>7.2f}" if r["present"][i] else f"{'-':>12} {'-':>7}"
+                for i in range(len(self.class_names))
+            ]
+            lines.append(f"{case_id:<{width}}  " + "  ".join(cells))
+        return "\n".join(lines)
+
     def format_table(self) -> str:
         """Per-class console table: means, number of counted cases and the status counts."""
         s = self.summary()

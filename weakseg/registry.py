@@ -12,18 +12,46 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "suggest"]
+__all__ = ["Registry", "accepted_params", "check_params", "suggest"]
 
 
 def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """Return ' Did you mean "x"?' for the closest valid choice, or '' when nothing is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
     return f' Did you mean "{close[0]}"?' if close else ""
+
+
+def accepted_params(func: Callable, exclude: tuple[str, ...] = ()) -> tuple[list[str], bool]:
+    """(names of the keyword parameters ``func`` takes minus ``exclude``, whether it also takes ``**kwargs``)."""
+    params, var_kw = [], False
+    for p in inspect.signature(func).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind is not p.VAR_POSITIONAL and p.name not in ("self", *exclude):
+            params.append(p.name)
+    return params, var_kw
+
+
+def check_params(
+    owner: str, func: Callable, params: dict, exclude: tuple[str, ...] = (), where: str = "params"
+) -> None:
+    """Raise ``ValueError`` naming the first key of ``params`` that ``func`` does not take, with "did you mean"
+    and the valid names (``where`` says which config section they come from, e.g. "loss.params")."""
+    valid, var_kw = accepted_params(func, exclude)
+    if var_kw:
+        return
+    for key in params:
+        if key not in valid:
+            raise ValueError(
+                f'{owner} has no parameter "{key}" in {where}.{suggest(key, valid)} '
+                f"Valid parameters: {', '.join(valid) or '(none)'}"
+            )
 
 
 class Registry(Generic[T]):
@@ -46,7 +74,9 @@ class Registry(Generic[T]):
     def register_lazy(self, name: str, target: str) -> None:
         """Register ``"package.module:Attribute"``, imported on first use."""
         if ":" not in target:
-            raise ValueError(f'lazy target for {self.what} "{name}" must look like "pkg.mod:Attr", got "{target}"')
+            raise ValueError(
+                f'lazy target for {self.what} "{name}" must look like "pkg.mod:Attr", got "{target}"'
+            )
         if name in self._items or name in self._lazy:
             raise KeyError(f'{self.what} "{name}" is registered twice')
         self._lazy[name] = target

@@ -23,8 +23,17 @@ def test_fit_writes_run_folder(tiny_cfg_path, tmp_path):
     cfg = load_config(tiny_cfg_path)
     result = Trainer(cfg, run_dir=tmp_path / "run").fit()
     run = tmp_path / "run"
-    for name in ("best.pt", "last.pt", "metrics.jsonl", "metrics.csv", "curves.png", "config.json",
-                 "summary.json", "val_per_case.csv", "overlay_step000002.png"):
+    for name in (
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "metrics.csv",
+        "curves.png",
+        "config.json",
+        "summary.json",
+        "val_per_case.csv",
+        "overlay_step000002.png",
+    ):
         assert (run / name).is_file(), name
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "val"] == [2, 4]
@@ -72,7 +81,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg_path, tmp_path):
         return value * float("nan") if trainer.step >= 3 else value
 
     trainer.method.loss.forward = poisoned
-    with pytest.raises(NonFiniteLossError, match="loss term 'seg' is nan at step 3"):
+    with pytest.raises(NonFiniteLossError, match="loss term .seg \\(dice_ce\\). is nan at step 3"):
         trainer.fit()
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
     assert ckpt["step"] == 2
@@ -99,8 +108,14 @@ def test_failed_checkpoint_write_keeps_previous(tiny_cfg_path, tmp_path, monkeyp
 
 
 def test_early_stopping(tiny_cfg_path, tmp_path):
-    cfg = _cfg(tiny_cfg_path, "train.max_steps=20", "train.eval_every=1", "train.early_stop_patience=2",
-               "optim.lr=0.0", "optim.weight_decay=0.0")
+    cfg = _cfg(
+        tiny_cfg_path,
+        "train.max_steps=20",
+        "train.eval_every=1",
+        "train.early_stop_patience=2",
+        "optim.lr=0.0",
+        "optim.weight_decay=0.0",
+    )
     result = Trainer(cfg, run_dir=tmp_path / "r").fit()
     assert result["step"] == 3 and result["best_step"] == 1  # lr 0: the metric never improves after step 1
 
@@ -128,7 +143,9 @@ def test_wandb_offline_writes_into_run_folder(tiny_cfg_path, tmp_path, monkeypat
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = _cfg(tiny_cfg_path, "train.max_steps=2", "train.eval_every=2", "train.wandb.enabled=true")
     Trainer(cfg, run_dir=tmp_path / "r").fit()
-    assert list((tmp_path / "r" / "wandb").glob("offline-run-*")), "wandb offline files belong in the run folder"
+    assert list((tmp_path / "r" / "wandb").glob("offline-run-*")), (
+        "wandb offline files belong in the run folder"
+    )
 
 
 @pytest.mark.parametrize("schedule", ["constant", "poly", "cosine", "linear"])
@@ -144,3 +161,75 @@ def test_lr_schedules(schedule):
     mid = lr_factor(6, 10, cfg)
     expected = {"constant": 1.0, "poly": 0.5**0.9, "cosine": 0.5, "linear": 0.5}[schedule]
     assert mid == pytest.approx(expected)
+
+
+def _write_folder(root, sizes):
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate(sizes):
+        label = np.zeros((h, w), np.uint8)
+        label[h // 4 : h // 2, w // 4 : w // 2] = 1
+        image = (rng.random((h, w)) * 60 + label * 150).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"x_p{i:02d}.png")
+        Image.fromarray(label).save(root / "masks" / f"x_p{i:02d}.png")
+    return root
+
+
+def test_trains_on_sizes_not_divisible_and_mixed(tiny_cfg_path, tmp_path):
+    """30x30 and 27x35 images: batches are padded to the network's divisor, predictions cropped back."""
+    root = _write_folder(tmp_path / "d", [(30, 30), (27, 35), (30, 30), (27, 35), (31, 29), (30, 30)])
+    cfg = _cfg(
+        tiny_cfg_path,
+        "data.source=folder",
+        "data.num_classes=2",
+        "data.class_names=[bg, fg]",
+        "train.max_steps=2",
+        "train.eval_every=2",
+        "train.batch_size=3",
+    )
+    cfg.data.root = str(root)
+    result = Trainer(cfg, run_dir=tmp_path / "r").fit()
+    assert result["step"] == 2
+
+
+def test_failed_start_leaves_no_run_folder(tiny_cfg_path, tmp_path):
+    cfg = _cfg(tiny_cfg_path, "data.source=folder")
+    cfg.data.root = str(tmp_path / "missing")
+    with pytest.raises(ValueError):
+        Trainer(cfg, run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match='Did you mean "mean_dice"'):
+        Trainer(_cfg(tiny_cfg_path, "train.key_metric=mean_dsc"), run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_cfg_path, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a weakseg run folder"):
+        Trainer(_cfg(tiny_cfg_path), run_dir=tmp_path / "r", overwrite=True)
+    assert (tmp_path / "r" / "notes.txt").read_text() == "keep me"
+
+
+def test_pause_off_the_eval_grid_and_truncated_log(tiny_cfg_path, tmp_path):
+    """Pausing at a step that is not an evaluation step adds no evaluation; a cut log line does not block resume."""
+    cfg = _cfg(tiny_cfg_path, "train.max_steps=4", "train.eval_every=2")
+    full = Trainer(cfg, run_dir=tmp_path / "full")
+    full.fit()
+    first = Trainer(cfg, run_dir=tmp_path / "split")
+    first.fit(until=3)
+    with (tmp_path / "split" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 3, "spl')  # a crash mid-append
+    resumed = Trainer(cfg, run_dir=tmp_path / "split", resume=True)
+    resumed.fit()
+
+    def val(run):
+        rows = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [r for r in rows if r["split"] == "val"]
+
+    assert val("full") == val("split")
+    assert all(torch.equal(a, b) for a, b in zip(_weights(full).values(), _weights(resumed).values()))

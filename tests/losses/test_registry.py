@@ -62,7 +62,9 @@ def test_perfect_prediction_is_near_zero(name: str, params: dict, tol: float) ->
 def test_build_loss_wraps_deep_supervision() -> None:
     loss = build_loss(LossConfig(name="dice", deep_supervision_weights=[1.0, 0.5]), num_classes=3)
     assert isinstance(loss, DeepSupervisionLoss) and loss.weights == [1.0, 0.5]
-    plain = build_loss(LossConfig(name="dice"), num_classes=3)  # always wrapped; tensors pass straight through
+    plain = build_loss(
+        LossConfig(name="dice"), num_classes=3
+    )  # always wrapped; tensors pass straight through
     assert isinstance(plain, DeepSupervisionLoss) and plain.weights is None
 
 

@@ -34,7 +34,7 @@ def test_method_one_train_step(name, tiny_cfg_path):
 def test_unknown_method_and_param(tiny_cfg_path):
     with pytest.raises(KeyError, match='Did you mean "supervised"'):
         build_method(load_config(tiny_cfg_path, ["method.name=supervise"]))
-    with pytest.raises(ValueError, match="Valid method.params"):
+    with pytest.raises(ValueError, match='no parameter "foo" in method.params'):
         build_method(load_config(tiny_cfg_path, ["method.params.foo=1"]))
 
 

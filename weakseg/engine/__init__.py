@@ -6,4 +6,11 @@ from weakseg.engine.checkpoint import CheckpointError, atomic_torch_save, load_c
 from weakseg.engine.evaluate import evaluate_dataset, predict_logits
 from weakseg.engine.trainer import Trainer
 
-__all__ = ["CheckpointError", "Trainer", "atomic_torch_save", "evaluate_dataset", "load_checkpoint", "predict_logits"]
+__all__ = [
+    "CheckpointError",
+    "Trainer",
+    "atomic_torch_save",
+    "evaluate_dataset",
+    "load_checkpoint",
+    "predict_logits",
+]

@@ -47,7 +47,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as e:  # truncated file, not a torch file, unsafe pickle
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "weakseg" or "config" not in ckpt:
-        raise CheckpointError(f"{path} is not a weakseg checkpoint (no 'format: weakseg' entry with a config)")
+        raise CheckpointError(
+            f"{path} is not a weakseg checkpoint (no 'format: weakseg' entry with a config)"
+        )
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer weakseg (format {ckpt['format_version']})")
     ckpt["path"] = str(path)

@@ -7,12 +7,13 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from weakseg.engine.streams import SHAPE_KEY, pad_collate
 from weakseg.keys import Keys
 from weakseg.metrics import MetricAccumulator
+from weakseg.nets import pad_to_divisor
 
 __all__ = ["evaluate_dataset", "predict_logits"]
 
@@ -20,19 +21,11 @@ __all__ = ["evaluate_dataset", "predict_logits"]
 @torch.no_grad()
 def predict_logits(method, image: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Logits for a batch (B,C,*spatial), padding each spatial size up to the method's size divisor."""
-    div = max(1, int(method.size_divisor))
-    spatial = image.shape[2:]
-    pad = [(-s) % div for s in spatial]
-    if any(pad):
-        flat = []
-        for p in reversed(pad):  # F.pad wants the last dimension first
-            flat += [0, p]
-        image = F.pad(image, flat, mode="replicate" if image.dim() <= 5 else "constant")
+    padded, crop = pad_to_divisor(image, max(1, int(method.size_divisor)), mode="replicate")
     ctx = torch.autocast(image.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
     with ctx:
-        logits = method.predict(image)
-    logits = logits.float()
-    return logits[(..., *[slice(0, s) for s in spatial])]
+        logits = method.predict(padded)
+    return logits.float()[crop]
 
 
 def evaluate_dataset(
@@ -56,7 +49,14 @@ def evaluate_dataset(
     method.eval()
     cases: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = defaultdict(list)
     candidates: list[tuple[int, str, dict]] = []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=pad_collate(),
+        generator=torch.Generator(),
+    )
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             if Keys.LABEL not in batch:
@@ -65,10 +65,16 @@ def evaluate_dataset(
             preds = logits.argmax(1).cpu().numpy().astype(np.uint8)
             labels = batch[Keys.LABEL].numpy()
             for i, (case, name) in enumerate(zip(batch[Keys.CASE_ID], batch[Keys.NAME])):
-                cases[case].append((name, preds[i], labels[i]))
+                crop = tuple(slice(0, int(s)) for s in batch[SHAPE_KEY][i])  # undo the batch padding
+                cases[case].append((name, preds[i][crop], labels[i][crop]))
                 fg = int((labels[i] > 0).sum())
                 if preds.ndim == 3:  # 2D samples give picture candidates
-                    candidates.append((fg, name, {"image": batch[Keys.IMAGE][i].numpy(), "label": labels[i], "pred": preds[i]}))
+                    example = {
+                        "image": batch[Keys.IMAGE][i][(slice(None), *crop)].numpy(),
+                        "label": labels[i][crop],
+                        "pred": preds[i][crop],
+                    }
+                    candidates.append((fg, name, example))
                     candidates.sort(key=lambda c: (-c[0], c[1]))
                     del candidates[n_examples:]
     finally:

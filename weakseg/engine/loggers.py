@@ -16,12 +16,19 @@ __all__ = ["RunLogger"]
 class RunLogger:
     """Collects metric records ``{"step": s, "split": "train"|"val", ...}`` and writes them out."""
 
-    def __init__(self, run_dir: Path, wandb_cfg: WandbConfig, config_dict: dict, resume: bool = False) -> None:
+    def __init__(
+        self, run_dir: Path, wandb_cfg: WandbConfig, config_dict: dict, resume: bool = False
+    ) -> None:
         self.run_dir = run_dir
         self.jsonl = run_dir / "metrics.jsonl"
         self.records: list[dict] = []
         if resume and self.jsonl.is_file():
-            self.records = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+            self.records = []
+            for line in self.jsonl.read_text().splitlines():
+                try:
+                    self.records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut short by a crash; truncate() rewrites the file
+                    continue
         self._wandb = None
         if wandb_cfg.enabled and wandb_cfg.mode != "disabled":
             import wandb  # optional dependency: imported only when enabled
@@ -52,8 +59,10 @@ class RunLogger:
             tqdm.write(" ".join(parts))
         if self._wandb is not None:
             split = record.get("split", "train")
-            self._wandb.log({f"{split}/{k}": v for k, v in record.items() if k not in ("step", "split")},
-                            step=record["step"])
+            self._wandb.log(
+                {f"{split}/{k}": v for k, v in record.items() if k not in ("step", "split")},
+                step=record["step"],
+            )
 
     def _write_csv(self) -> None:
         columns: list[str] = []

@@ -7,12 +7,44 @@ exact same sequence of batches, with any number of loader workers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-__all__ = ["BatchStream", "move_to_device"]
+from weakseg.keys import Keys
+
+__all__ = ["BatchStream", "SHAPE_KEY", "move_to_device", "pad_collate"]
+
+SHAPE_KEY = "spatial_shape"  # (B, ndim) original spatial size of each sample, added by pad_collate
+_SPATIAL = {Keys.IMAGE: 1, Keys.LABEL: 0, Keys.WEIGHT: 0}  # key -> number of leading non-spatial dims
+
+
+def pad_collate(divisor: int = 1) -> Callable[[list[dict]], dict]:
+    """Collate samples of differing sizes: pad image, label and weight at their end to the batch's largest
+    size rounded up to ``divisor`` (image and weight with 0, label with 0 = background), and record each
+    sample's original size under ``SHAPE_KEY`` so predictions can be cropped back."""
+
+    def collate(items: list[dict]) -> dict:
+        shapes = [tuple(it[Keys.IMAGE].shape[1:]) for it in items]
+        target = [math.ceil(max(s[d] for s in shapes) / divisor) * divisor for d in range(len(shapes[0]))]
+        padded = []
+        for it in items:
+            it = dict(it)
+            for key, lead in _SPATIAL.items():
+                if key in it and torch.is_tensor(it[key]):
+                    spatial = it[key].shape[lead:]
+                    pad = [p for s, t in reversed(list(zip(spatial, target))) for p in (0, t - s)]
+                    if any(pad):
+                        it[key] = F.pad(it[key], pad)  # constant 0 on the trailing spatial dims
+            padded.append(it)
+        batch = default_collate(padded)
+        batch[SHAPE_KEY] = torch.tensor(shapes)
+        return batch
+
+    return collate
 
 
 class _OffsetSampler(Sampler[int]):
@@ -45,12 +77,21 @@ class BatchStream:
     """``next(stream)`` returns the next collated batch; ``consumed`` is the resumable state."""
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0, pin_memory: bool = False
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        size_divisor: int = 1,
     ) -> None:
         if len(dataset) == 0:
-            raise ValueError("cannot train on an empty dataset split; check data.root and the split fractions")
+            raise ValueError(
+                "cannot train on an empty dataset split; check data.root and the split fractions"
+            )
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.collate = pad_collate(size_divisor)
         self.consumed = 0
         self._it: Iterator | None = None
 
@@ -64,6 +105,7 @@ class BatchStream:
             pin_memory=self.pin_memory,
             persistent_workers=False,
             worker_init_fn=_seed_worker,
+            collate_fn=self.collate,
             generator=g,
         )
         return iter(loader)

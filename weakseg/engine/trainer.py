@@ -31,6 +31,7 @@ from weakseg.engine.streams import BatchStream, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
 from weakseg.fileio import atomic_write_text
 from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
+from weakseg.registry import suggest
 
 __all__ = ["Trainer", "resolve_amp", "resolve_device", "seed_everything"]
 
@@ -54,6 +55,8 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """bf16 autocast on CUDA by default; fp16 uses a GradScaler; CPU trains in float32 unless asked."""
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
+    if mode == "auto" and not torch.cuda.is_bf16_supported():
+        return torch.float16  # pre-Ampere GPUs: fp16 with a GradScaler
     return torch.float16 if mode == "fp16" else torch.bfloat16
 
 
@@ -84,7 +87,7 @@ class Trainer:
         t = cfg.train
         seed_everything(t.seed)
         self.run_dir = Path(run_dir or t.run_dir.format(name=t.name))
-        ckpt = self._prepare_run_dir(resume, overwrite)
+        ckpt = self._check_run_dir(resume, overwrite)
         if datasets is None:
             from weakseg.data import build_datasets
 
@@ -104,17 +107,31 @@ class Trainer:
                     f'method "{cfg.method.name}" needs a non-empty "{name}" split, but the data gives '
                     f"{len(datasets.get(name, []))} samples; check data.labeled_fraction and the data folder"
                 )
-            self.streams[name] = BatchStream(datasets[name], t.batch_size, t.seed + 1000 * i, t.num_workers, pin)
+            self.streams[name] = BatchStream(
+                datasets[name],
+                t.batch_size,
+                t.seed + 1000 * i,
+                t.num_workers,
+                pin,
+                size_divisor=max(1, int(self.method.size_divisor)),
+            )
+        self._check_key_metric()
         self.step = 0
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
+        if ckpt is None:  # everything above is validated: only now touch the disk
+            if overwrite and self.run_dir.exists():
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
         self.logger = RunLogger(self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None)
         if ckpt is not None:
             self._restore(ckpt)
             self.logger.truncate(self.step)
 
     # ------------------------------------------------------------------ run folder and checkpoints
-    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> dict | None:
+    def _check_run_dir(self, resume: bool, overwrite: bool) -> dict | None:
+        """The checkpoint to resume from, or None for a new run; refuses to clobber anything unasked."""
         last = self.run_dir / "last.pt"
         if resume:
             if not last.is_file():
@@ -123,13 +140,25 @@ class Trainer:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             if not overwrite:
                 raise FileExistsError(
-                    f"run folder {self.run_dir} already holds a run; use --resume {self.run_dir} to continue it, "
+                    f"run folder {self.run_dir} already holds files; use --resume {self.run_dir} to continue a run, "
                     "--set train.name=<new name> for a new run, or --overwrite to replace it"
                 )
-            shutil.rmtree(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(self.cfg), indent=2))
+            if not any((self.run_dir / n).exists() for n in ("config.json", "last.pt", "metrics.jsonl")):
+                raise FileExistsError(
+                    f"--overwrite refuses to delete {self.run_dir}: it is not a weakseg run folder (no config.json, "
+                    "last.pt or metrics.jsonl); choose another train.run_dir"
+                )
         return None
+
+    def _check_key_metric(self) -> None:
+        t, d = self.cfg.train, self.cfg.data
+        names = [f"mean_{m}" for m in ("dice", "iou", "hd95", "assd")]
+        names += [f"{m}/{c}" for m in ("dice", "iou", "hd95", "assd") for c in d.class_names[1:]]
+        if t.key_metric not in names:
+            raise ValueError(
+                f'train.key_metric "{t.key_metric}" is not a validation metric.{suggest(t.key_metric, names)} '
+                f"Valid: {', '.join(names)}"
+            )
 
     def state_dict(self) -> dict:
         return {
@@ -170,14 +199,23 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         t, d = self.cfg.train, self.cfg.data
         acc, examples = evaluate_dataset(
-            self.method, self.datasets["val"], d.num_classes, d.class_names, self.device, spacing=d.spacing,
-            batch_size=t.eval_batch_size, amp_dtype=self.amp_dtype,
+            self.method,
+            self.datasets["val"],
+            d.num_classes,
+            d.class_names,
+            self.device,
+            spacing=d.spacing,
+            batch_size=t.eval_batch_size,
+            amp_dtype=self.amp_dtype,
         )
         summary = acc.summary()
         acc.write_csv(self.run_dir / "val_per_case.csv")
         if t.save_pictures:
-            save_overlays(examples, self.run_dir / f"overlay_step{self.step:06d}.png",
-                          f"step {self.step}: mean Dice {summary['mean_dice']:.3f}")
+            save_overlays(
+                examples,
+                self.run_dir / f"overlay_step{self.step:06d}.png",
+                f"step {self.step}: mean Dice {summary['mean_dice']:.3f}",
+            )
         self._last_table = acc.format_table()
         return summary
 
@@ -195,19 +233,33 @@ class Trainer:
         t = self.cfg.train
         stop = min(t.max_steps, until) if until else t.max_steps
         has_val = "val" in self.datasets and len(self.datasets["val"]) > 0
-        ctx = StepContext(self.device, self.optimizers, max_steps=t.max_steps, amp_dtype=self.amp_dtype,
-                          scaler=self.scaler, grad_clip=self.cfg.optim.grad_clip)
+        ctx = StepContext(
+            self.device,
+            self.optimizers,
+            max_steps=t.max_steps,
+            amp_dtype=self.amp_dtype,
+            scaler=self.scaler,
+            grad_clip=self.cfg.optim.grad_clip,
+        )
         self.method.train()
         sums: dict[str, float] = {}
         n_sum = 0
         last_val: dict[str, float] = {}
-        bar = tqdm(total=stop, initial=self.step, desc=t.name, disable=not t.progress, dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0)  # logs stay short when not a terminal
+        bar = tqdm(
+            total=stop,
+            initial=self.step,
+            desc=t.name,
+            disable=not t.progress,
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        )  # logs stay short when not a terminal
         try:
             while self.step < stop:
                 batch = {k: move_to_device(next(s), self.device) for k, s in self.streams.items()}
                 ctx.step = self.step
                 logs = self.method.train_step(batch, self.step, ctx)
+                if self.scaler is not None:
+                    self.scaler.update()  # once per iteration, after every optimizer of the method stepped
                 for s in self.schedulers.values():
                     s.step()
                 self.step += 1
@@ -221,20 +273,29 @@ class Trainer:
                     self.logger.log(rec)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "split")})
                     sums, n_sum = {}, 0
-                if self.step % t.eval_every == 0 or self.step == t.max_steps or self.step == stop:
+                if self.step % t.eval_every == 0 or self.step == t.max_steps:
                     last_val = self._eval_and_checkpoint(has_val)
                     if t.early_stop_patience and self.bad_evals >= t.early_stop_patience:
-                        tqdm.write(f"early stop at step {self.step}: no better {t.key_metric} for "
-                                   f"{self.bad_evals} evaluations")
+                        tqdm.write(
+                            f"early stop at step {self.step}: no better {t.key_metric} for "
+                            f"{self.bad_evals} evaluations"
+                        )
                         break
+                elif self.step == stop:  # paused by `until`: keep the trajectory, evaluate nothing extra
+                    self.save_checkpoint("last.pt")
         except NonFiniteLossError as e:
             self.logger.log({"step": self.step, "split": "error", "message": str(e)})
             raise
         finally:
             bar.close()
             self.logger.close()
-        result = {"run_dir": str(self.run_dir), "step": self.step, "best_step": self.best["step"],
-                  f"best_{t.key_metric}": self.best["value"], "last": last_val}
+        result = {
+            "run_dir": str(self.run_dir),
+            "step": self.step,
+            "best_step": self.best["step"],
+            f"best_{t.key_metric}": self.best["value"],
+            "last": last_val,
+        }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(result, indent=2))
         return result
 
@@ -251,7 +312,9 @@ class Trainer:
             else:
                 self.bad_evals += 1
             best = "none" if self.best["value"] is None else f"{self.best['value']:.4f}"
-            tqdm.write(f"step {self.step}: {t.key_metric} {value:.4f} (best {best} at step {self.best['step']})")
+            tqdm.write(
+                f"step {self.step}: {t.key_metric} {value:.4f} (best {best} at step {self.best['step']})"
+            )
         self.save_checkpoint("last.pt")
         if t.save_pictures:
             save_curves(self.logger.records, t.key_metric, self.run_dir / "curves.png")

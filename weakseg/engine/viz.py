@@ -14,11 +14,24 @@ from weakseg.fileio import atomic_write  # noqa: E402
 
 __all__ = ["label_overlay", "save_curves", "save_overlays"]
 
-_COLORS = np.array(
-    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-     [70, 240, 240], [240, 50, 230], [210, 245, 60]],
-    dtype=np.float32,
-) / 255.0
+_COLORS = (
+    np.array(
+        [
+            [0, 0, 0],
+            [230, 25, 75],
+            [60, 180, 75],
+            [255, 225, 25],
+            [0, 130, 200],
+            [245, 130, 48],
+            [145, 30, 180],
+            [70, 240, 240],
+            [240, 50, 230],
+            [210, 245, 60],
+        ],
+        dtype=np.float32,
+    )
+    / 255.0
+)
 
 
 def _save(fig, path: Path) -> None:
@@ -49,7 +62,11 @@ def save_overlays(examples: list[dict], path: Path, title: str = "") -> None:
         return
     fig, axes = plt.subplots(len(examples), 3, figsize=(7.5, 2.5 * len(examples)), squeeze=False)
     for row, ex in zip(axes, examples):
-        panels = [_grey(ex["image"]), label_overlay(ex["image"], ex["label"]), label_overlay(ex["image"], ex["pred"])]
+        panels = [
+            _grey(ex["image"]),
+            label_overlay(ex["image"], ex["label"]),
+            label_overlay(ex["image"], ex["pred"]),
+        ]
         for ax, pic, name in zip(row, panels, ("image", "reference", "prediction")):
             ax.imshow(pic)
             ax.set_title(name, fontsize=9)
@@ -64,7 +81,9 @@ def save_curves(records: list[dict], key_metric: str, path: Path) -> None:
     train = [r for r in records if r.get("split") == "train"]
     val = [r for r in records if r.get("split") == "val"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    keys = sorted({k for r in train for k in r if k not in ("step", "split", "lr") and isinstance(r[k], (int, float))})
+    keys = sorted(
+        {k for r in train for k in r if k not in ("step", "split", "lr") and isinstance(r[k], (int, float))}
+    )
     for k in keys:
         pts = [(r["step"], r[k]) for r in train if k in r]
         ax1.plot(*zip(*pts), label=k)

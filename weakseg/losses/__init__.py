@@ -11,8 +11,6 @@ step (``boundary`` uses it for its alpha schedule).
 
 from __future__ import annotations
 
-import inspect
-
 from torch import nn
 
 from weakseg.config import LossConfig
@@ -29,7 +27,7 @@ from weakseg.losses.deep_supervision import DeepSupervisionLoss
 from weakseg.losses.exp_log import ExpLogLoss, exp_log_loss
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.losses.region import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss, TverskyLoss
-from weakseg.registry import Registry, suggest
+from weakseg.registry import Registry, accepted_params, check_params
 
 __all__ = [
     "LOSSES",
@@ -79,15 +77,8 @@ def build_loss(cfg: LossConfig, num_classes: int) -> nn.Module:
     per-class lists); wrap it in ``DeepSupervisionLoss`` (weights ``cfg.deep_supervision_weights`` or 1/2^i)."""
     ctor = LOSSES.get(cfg.name)
     params = dict(cfg.params)
-    signature = inspect.signature(ctor)
-    accepted = [p for p in signature.parameters if p not in ("self", "kwargs")]
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
-    for key in params:
-        if key not in accepted and not open_ended:
-            raise ValueError(
-                f'loss "{cfg.name}": unknown parameter "{key}" in loss.params.{suggest(key, accepted)} '
-                f"Valid parameters: {', '.join(accepted) or '(none)'}"
-            )
+    check_params(f'loss "{cfg.name}"', ctor, params, where="loss.params")
+    accepted, _ = accepted_params(ctor)
     if "num_classes" in accepted:
         if params.get("num_classes", num_classes) != num_classes:
             raise ValueError(

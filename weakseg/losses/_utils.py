@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from weakseg.registry import suggest
+from weakseg.registry import check_params
 
 __all__ = ["channel_target", "check_kwargs", "index_target", "inverse_frequency_weights"]
 
@@ -56,15 +55,10 @@ def inverse_frequency_weights(target: Tensor, num_classes: int) -> Tensor:
 
 def check_kwargs(owner: str, func: Callable, kwargs: dict, fixed: tuple[str, ...] = ()) -> None:
     """Raise ValueError for keys ``func`` does not take, or that ``owner`` fixes itself, naming the valid keys."""
-    params = [p for p in inspect.signature(func).parameters if p not in ("self", "args", "kwargs")]
     for key in kwargs:
         if key in fixed:
             raise ValueError(
                 f'{owner}: "{key}" is fixed by weakseg (targets are label maps, logits get a softmax); '
                 f"remove it from loss.params"
             )
-        if key not in params:
-            valid = [p for p in params if p not in fixed]
-            raise ValueError(
-                f'{owner}: unknown parameter "{key}".{suggest(key, valid)} Valid parameters: {", ".join(valid)}'
-            )
+    check_params(f'loss "{owner}"', func, kwargs, fixed, where="loss.params")

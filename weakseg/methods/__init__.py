@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from weakseg.config import Config
 from weakseg.methods.base import Method, NonFiniteLossError, StepContext, make_optimizer
-from weakseg.registry import Registry
+from weakseg.registry import Registry, check_params
 
 __all__ = ["METHODS", "Method", "NonFiniteLossError", "StepContext", "build_method", "make_optimizer"]
 
@@ -15,14 +15,5 @@ METHODS.register_lazy("supervised", "weakseg.methods.supervised:Supervised")
 def build_method(cfg: Config) -> Method:
     """Build ``cfg.method.name`` with ``cfg.method.params``; unknown params name the key and the valid ones."""
     cls = METHODS.get(cfg.method.name)
-    try:
-        return cls(cfg=cfg, **cfg.method.params)
-    except TypeError as e:
-        if "unexpected keyword" not in str(e):
-            raise
-        import inspect
-
-        valid = [p for p in inspect.signature(cls).parameters if p != "cfg"]
-        raise ValueError(
-            f'method "{cfg.method.name}": {e}. Valid method.params: {", ".join(valid) or "(none)"}'
-        ) from None
+    check_params(f'method "{cfg.method.name}"', cls, cfg.method.params, ("cfg",), where="method.params")
+    return cls(cfg=cfg, **cfg.method.params)

@@ -50,7 +50,9 @@ def make_optimizer(params: Iterable, cfg: OptimConfig, lr: float | None = None) 
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+        )
     raise ValueError(f'optim.name must be adam, adamw or sgd, got "{cfg.name}"')
 
 
@@ -78,7 +80,9 @@ class StepContext:
             if not math.isfinite(v):
                 raise NonFiniteLossError(self.step, name, v)
 
-    def backward(self, loss: torch.Tensor, opt_name: str, terms: dict[str, torch.Tensor] | None = None) -> None:
+    def backward(
+        self, loss: torch.Tensor, opt_name: str, terms: dict[str, torch.Tensor] | None = None
+    ) -> None:
         """Zero grads, (scaled) backward, clip, step optimizer ``opt_name``. ``terms`` are checked for NaN/inf."""
         self.check_finite(terms if terms else {opt_name: loss})
         opt = self.optimizers[opt_name]
@@ -92,8 +96,7 @@ class StepContext:
             params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         if self.scaler is not None:
-            self.scaler.step(opt)
-            self.scaler.update()
+            self.scaler.step(opt)  # the trainer calls scaler.update() once per iteration
         else:
             opt.step()
 

@@ -31,6 +31,7 @@ class Supervised(Method):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.optim_cfg = cfg.optim
+        self.loss_name = cfg.loss.name
         self.net = build_segmenter(cfg)
         self.loss = build_loss(cfg.loss, cfg.data.num_classes)
 
@@ -44,7 +45,7 @@ class Supervised(Method):
         with ctx.autocast():
             logits = self.net(data[Keys.IMAGE])
         loss = self.loss(_float(logits), data[Keys.LABEL])
-        ctx.backward(loss, "net", terms={"seg": loss})
+        ctx.backward(loss, "net", terms={f"seg ({self.loss_name})": loss})
         return {"loss": float(loss.detach())}
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:

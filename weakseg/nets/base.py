@@ -8,14 +8,14 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from weakseg.registry import Registry, suggest
+from weakseg.registry import Registry, accepted_params, check_params, suggest
 
 __all__ = [
     "NETWORKS",
@@ -31,29 +31,11 @@ NETWORKS: Registry[nn.Module] = Registry("network")
 _FIXED = ("spatial_dims", "in_channels", "out_channels")
 
 
-def _free_params(ctor: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
-    """(name -> default of the constructor's own params, whether it also takes **kwargs)."""
-    sig = inspect.signature(ctor)
-    params: dict[str, Any] = {}
-    var_kw = False
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind is not p.VAR_POSITIONAL and p.name not in (*_FIXED, "self"):
-            params[p.name] = None if p.default is p.empty else p.default
-    return params, var_kw
-
-
 def network_params(name: str) -> dict[str, Any]:
     """The parameters ``model.params`` may set for network ``name``, with their defaults."""
-    return _free_params(NETWORKS.get(name))[0]
-
-
-def _unknown_param_error(name: str, key: str, valid: Sequence[str]) -> ValueError:
-    return ValueError(
-        f'network "{name}" has no parameter "{key}".{suggest(key, list(valid))} '
-        f"Valid parameters of {name}: {', '.join(valid) or '(none)'}"
-    )
+    sig = inspect.signature(NETWORKS.get(name)).parameters
+    valid, _ = accepted_params(NETWORKS.get(name), _FIXED)
+    return {k: (None if sig[k].default is inspect.Parameter.empty else sig[k].default) for k in valid}
 
 
 class _InputCheck:
@@ -89,11 +71,7 @@ def build_network(
             f'network "{name}": in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}'
         )
     ctor = NETWORKS.get(name)
-    valid, var_kw = _free_params(ctor)
-    if not var_kw:
-        for key in params:
-            if key not in valid:
-                raise _unknown_param_error(name, key, list(valid))
+    check_params(f'network "{name}"', ctor, params, _FIXED, where="model.params")
     kwargs = copy.deepcopy(params)  # never mutate the caller's config
     try:
         net = ctor(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **kwargs)
@@ -101,7 +79,11 @@ def build_network(
         if "unexpected keyword argument" not in str(e):
             raise
         bad = str(e).split("'")[1] if "'" in str(e) else str(e)
-        raise _unknown_param_error(name, bad, list(valid)) from e
+        valid, _ = accepted_params(ctor, _FIXED)
+        raise ValueError(
+            f'network "{name}" has no parameter "{bad}" in model.params.{suggest(bad, valid)} '
+            f"Valid parameters: {', '.join(valid)}"
+        ) from e
     except (ValueError, AssertionError) as e:
         msg = str(e)
         raise ValueError(msg if msg.startswith(f'network "{name}"') else f'network "{name}": {msg}') from e
