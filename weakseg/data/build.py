@@ -12,6 +12,9 @@ them with ``read_decathlon_records(..., which="test")``). The case id comes from
 
 from __future__ import annotations
 
+import re
+import warnings
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,11 +70,28 @@ def read_records(cfg: DataConfig) -> list[Record]:
         )
     root = _root(cfg)
     if cfg.source == "folder":
-        return read_folder_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex)
-    if cfg.source == "nifti":
-        return read_nifti_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex, cfg.slice_axis)
-    _check_decathlon(cfg, root)
-    return read_decathlon_records(root, cfg.case_regex, cfg.slice_axis, "training")
+        records = read_folder_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex)
+    elif cfg.source == "nifti":
+        records = read_nifti_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex, cfg.slice_axis)
+    else:
+        _check_decathlon(cfg, root)
+        records = read_decathlon_records(root, cfg.case_regex, cfg.slice_axis, "training")
+    _warn_unmatched(records, cfg.case_regex)
+    return records
+
+
+def _warn_unmatched(records: Sequence[Record], case_regex: str) -> None:
+    """2D files the case regex does not match become their own case: say so, since slices of one patient
+    could then land in different splits."""
+    stems = sorted(r.name for r in records if r.kind == "file")  # a volume file is a case by itself anyway
+    unmatched = [s for s in stems if re.search(case_regex, s) is None]
+    if unmatched:
+        warnings.warn(
+            f'data.case_regex "{case_regex}" matches no case id in {len(unmatched)} file name(s) (e.g. '
+            f'"{unmatched[0]}"); each of them is its own case. Set data.case_regex so that all slices of a '
+            "patient share one case id, or splits may separate them.",
+            stacklevel=2,
+        )
 
 
 def _of_cases(records: Sequence[Record], cases: Sequence[str]) -> list[Record]:
