@@ -1,4 +1,4 @@
-"""``weakseg <subcommand>``: train, evaluate, predict, demo."""
+"""``weakseg <subcommand>``: train, evaluate, predict, augment (preview), demo."""
 
 from __future__ import annotations
 
@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _common(p)
 
+    p = sub.add_parser("augment", help="preview a config's augmentation: originals beside augmented samples")
+    p.add_argument("config")
+    p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("--out", default="augment_preview.png", help="PNG to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
+    _common(p)
+
     p = sub.add_parser(
         "demo", help="train and evaluate on built-in phantoms (about 5 minutes on 2 CPU cores)"
     )
@@ -117,6 +125,17 @@ def _predict(args) -> int:
     return 0
 
 
+def _augment(args) -> int:
+    from weakseg.augment.preview import preview
+    from weakseg.config import load_config
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite or another --out")
+    cfg = load_config(args.config, args.overrides)
+    print(f"wrote {preview(cfg, args.n, args.out, args.seed)}")
+    return 0
+
+
 def _demo(args) -> int:
     from weakseg.api import evaluate
     from weakseg.config import load_config
@@ -139,7 +158,13 @@ def _demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo}
+    handlers = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "predict": _predict,
+        "augment": _augment,
+        "demo": _demo,
+    }
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ import yaml
 from weakseg.registry import suggest
 
 __all__ = [
+    "AugmentConfig",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -79,6 +80,7 @@ class DataConfig:
     phantom_size: int = 128
     phantom_seed: int = 0
     swap_labels: list[list[int]] = field(default_factory=list)  # lateralized pairs a left-right flip swaps
+    splits: dict[str, list[str]] | None = None  # explicit case ids per split (labeled/unlabeled/val/test)
     spacing: list[float] | None = (
         None  # physical voxel size (z, y, x) of a case's stacked slices, for HD95/ASSD
     )
@@ -150,8 +152,20 @@ class TrainConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentation (weakseg/augment/spec.py lists the transforms and their parameters)."""
+
+    backend: str = (
+        "torch"  # torch (batched, on the training device) | albumentations | monai (per sample, CPU)
+    )
+    transforms: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[str] = field(default_factory=lambda: ["labeled"])  # which training streams are augmented
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -289,6 +303,15 @@ def _validate(cfg: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: data.swap_labels entries must be pairs of foreground labels, got {pair}"
             )
+    from weakseg.augment.spec import validate_pipeline  # light module: names and checks only
+
+    try:
+        validate_pipeline(cfg.augment.transforms, cfg.augment.backend, d.spatial_dims, d.in_channels)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    for name in cfg.augment.streams:
+        if name not in ("labeled", "unlabeled"):
+            raise ConfigError(f'{source}: augment.streams lists "{name}"; valid streams: labeled, unlabeled')
 
 
 # --------------------------------------------------------------------------- overrides and loading

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import warnings
-
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,7 +71,9 @@ def read_records(cfg: DataConfig) -> list[Record]:
     if cfg.source == "folder":
         records = read_folder_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex)
     elif cfg.source == "nifti":
-        records = read_nifti_records(root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex, cfg.slice_axis)
+        records = read_nifti_records(
+            root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex, cfg.slice_axis
+        )
     else:
         _check_decathlon(cfg, root)
         records = read_decathlon_records(root, cfg.case_regex, cfg.slice_axis, "training")
@@ -107,11 +108,37 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
     training cases form "unlabeled", whose samples carry no label. See ``weakseg.data.splits``.
     """
     records = read_records(cfg)
-    split = split_cases([r.case_id for r in records], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-    labeled, unlabeled = labeled_cases(split["train"], cfg.labeled_fraction, cfg.split_seed)
+    if cfg.splits is not None:
+        cases = _explicit_splits(cfg.splits, sorted({r.case_id for r in records}))
+    else:
+        split = split_cases([r.case_id for r in records], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+        labeled, unlabeled = labeled_cases(split["train"], cfg.labeled_fraction, cfg.split_seed)
+        cases = {"labeled": labeled, "unlabeled": unlabeled, "val": split["val"], "test": split["test"]}
     return {
-        "labeled": SegDataset(_of_cases(records, labeled), cfg, labeled=True),
-        "unlabeled": SegDataset(_of_cases(records, unlabeled), cfg, labeled=False),
-        "val": SegDataset(_of_cases(records, split["val"]), cfg, labeled=True),
-        "test": SegDataset(_of_cases(records, split["test"]), cfg, labeled=True),
+        name: SegDataset(_of_cases(records, cases[name]), cfg, labeled=name != "unlabeled") for name in SPLITS
     }
+
+
+def _explicit_splits(splits: dict, known: list[str]) -> dict[str, list[str]]:
+    """``data.splits`` checked: known split names, known case ids, no case in two splits."""
+    out: dict[str, list[str]] = {name: [] for name in SPLITS}
+    seen: dict[str, str] = {}
+    for name, ids in splits.items():
+        if name not in out:
+            raise DataError(
+                f'data.splits has an unknown split "{name}".{suggest(name, list(SPLITS))} '
+                f"Valid: {', '.join(SPLITS)}"
+            )
+        if not isinstance(ids, list):
+            raise DataError(f"data.splits.{name} must be a list of case ids, got {ids!r}")
+        for case in map(str, ids):
+            if case not in known:
+                raise DataError(
+                    f'data.splits.{name}: case "{case}" is not in the data.{suggest(case, known)} '
+                    f"Known case ids: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''}"
+                )
+            if case in seen:
+                raise DataError(f'data.splits: case "{case}" is in both "{seen[case]}" and "{name}"')
+            seen[case] = name
+            out[name].append(case)
+    return out

@@ -47,11 +47,13 @@ def pad_collate(divisor: int = 1) -> Callable[[list[dict]], dict]:
     return collate
 
 
-class _OffsetSampler(Sampler[int]):
+class _OffsetSampler(Sampler[tuple[int, int]]):
+    """Yields ``(dataset index, draw number k)``; k seeds the sample's augmentation."""
+
     def __init__(self, n: int, seed: int, start: int) -> None:
         self.n, self.seed, self.start = n, seed, start
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         k = self.start
         perm, epoch = None, -1
         while True:
@@ -59,8 +61,26 @@ class _OffsetSampler(Sampler[int]):
                 epoch = k // self.n
                 g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
                 perm = torch.randperm(self.n, generator=g).tolist()
-            yield perm[k % self.n]
+            yield perm[k % self.n], k
             k += 1
+
+
+class _Draws(Dataset):
+    """``dataset[(index, k)]``: the sample, augmented with a seed that depends only on (stream seed, k), so
+    the same batches come out with any number of workers and after a resume."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[dict, int], dict] | None, seed: int) -> None:
+        self.dataset, self.transform, self.seed = dataset, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, k = key
+        sample = self.dataset[index]
+        if self.transform is None:
+            return sample
+        return self.transform(sample, (self.seed * 1_000_003 + k) % 2**32)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -84,6 +104,7 @@ class BatchStream:
         num_workers: int = 0,
         pin_memory: bool = False,
         size_divisor: int = 1,
+        transform: Callable[[dict, int], dict] | None = None,
     ) -> None:
         if len(dataset) == 0:
             raise ValueError(
@@ -92,13 +113,14 @@ class BatchStream:
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.collate = pad_collate(size_divisor)
+        self.draws = _Draws(dataset, transform, seed)
         self.consumed = 0
         self._it: Iterator | None = None
 
     def _make_iter(self) -> Iterator:
         g = torch.Generator().manual_seed(self.seed + 7919 * self.consumed)
         loader = DataLoader(
-            self.dataset,
+            self.draws,
             batch_size=self.batch_size,
             sampler=_OffsetSampler(len(self.dataset), self.seed, self.consumed * self.batch_size),
             num_workers=self.num_workers,

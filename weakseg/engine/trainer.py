@@ -100,6 +100,9 @@ class Trainer:
         self.schedulers = {k: build_scheduler(o, t.max_steps, cfg.optim) for k, o in self.optimizers.items()}
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         pin = self.device.type == "cuda"
+        from weakseg.augment import build_augmentation
+
+        sample_aug, self.batch_aug = build_augmentation(cfg)
         self.streams = {}
         for i, name in enumerate(self.method.streams):
             if name not in datasets or len(datasets[name]) == 0:
@@ -114,6 +117,7 @@ class Trainer:
                 t.num_workers,
                 pin,
                 size_divisor=max(1, int(self.method.size_divisor)),
+                transform=sample_aug if name in cfg.augment.streams else None,
             )
         self._check_key_metric()
         self.step = 0
@@ -195,6 +199,15 @@ class Trainer:
         atomic_torch_save(self.state_dict(), path)
         return path
 
+    def _augment_on_device(self, batch: dict[str, dict]) -> None:
+        """Batched augmentation after the loader; seeded by (run seed, step, stream) for exact resume."""
+        if self.batch_aug is None:
+            return
+        for i, name in enumerate(self.streams):
+            if name in self.cfg.augment.streams:
+                g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.step * 101 + i)
+                batch[name] = self.batch_aug(batch[name], g)
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
         t, d = self.cfg.train, self.cfg.data
@@ -256,6 +269,7 @@ class Trainer:
         try:
             while self.step < stop:
                 batch = {k: move_to_device(next(s), self.device) for k, s in self.streams.items()}
+                self._augment_on_device(batch)
                 ctx.step = self.step
                 logs = self.method.train_step(batch, self.step, ctx)
                 if self.scaler is not None:

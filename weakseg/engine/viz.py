@@ -99,3 +99,21 @@ def save_curves(records: list[dict], key_metric: str, path: Path) -> None:
     if vkeys:
         ax2.legend(fontsize=8)
     _save(fig, path)
+
+
+def save_pairs_grid(pairs: list[tuple[dict, dict]], path: Path, title: str = "", per_row: int = 4) -> None:
+    """Grid of (original, transformed) sample pairs, each drawn with its label overlay (or the bare image)."""
+    rows = max(1, -(-len(pairs) // per_row))
+    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2 * per_row * 1.6, rows * 1.75), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (a, b) in enumerate(pairs):
+        for j, (sample, name) in enumerate(((a, "original"), (b, "augmented"))):
+            ax = axes[i // per_row, 2 * (i % per_row) + j]
+            image = np.asarray(sample["image"])
+            label = sample.get("label")
+            ax.imshow(_grey(image) if label is None else label_overlay(image, np.asarray(label)))
+            ax.set_title(name, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    _save(fig, path)

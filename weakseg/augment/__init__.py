@@ -1,0 +1,41 @@
+"""Augmentation: one schema (``spec.py``), three backends behind it.
+
+- ``torch`` (ours, ``torch_backend.BatchAugment``): batched on the training device after the loader; one
+  composed sampling grid for affine + elastic + crop, image and labels warped with the same grid.
+- ``albumentations`` (2D) and ``monai`` (2D/3D): per sample on the CPU, inside the loader workers.
+
+The trainer calls ``build_augmentation(cfg)`` and applies what it returns to the streams listed in
+``augment.streams``; every random draw is seeded from the run seed and the step (batched) or the draw
+number (per sample), so runs are reproducible and resume exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from weakseg.augment.spec import BACKENDS, TRANSFORMS, TransformSpec, normalize_transform, validate_pipeline
+from weakseg.config import Config
+
+__all__ = [
+    "BACKENDS",
+    "TRANSFORMS",
+    "TransformSpec",
+    "build_augmentation",
+    "normalize_transform",
+    "validate_pipeline",
+]
+
+
+def build_augmentation(cfg: Config) -> tuple[Callable[[dict, int], dict] | None, Callable | None]:
+    """``(per-sample transform, batch transform)`` for ``cfg.augment``; at most one is not None."""
+    a, d = cfg.augment, cfg.data
+    if not a.transforms:
+        return None, None
+    transforms = validate_pipeline(a.transforms, a.backend, d.spatial_dims, d.in_channels)
+    if a.backend == "torch":
+        from weakseg.augment.torch_backend import BatchAugment
+
+        return None, BatchAugment(transforms, d.spatial_dims, d.swap_labels)
+    from weakseg.augment.cpu_backends import build_sample_transform
+
+    return build_sample_transform(transforms, a.backend, d.spatial_dims, d.swap_labels), None
