@@ -34,8 +34,15 @@ def transforms_for(pipeline: str, base: list[dict]) -> list[dict]:
 
 def run_one(args, pipeline: str, seed: int) -> dict:
     run_dir = REPO / "runs" / "bench" / "augment_em" / f"{pipeline}_s{seed}"
-    cfg = load_config(REPO / "configs" / "em.yaml", [f"train.seed={seed}", f"train.max_steps={args.steps}",
-                                                      f"train.name=em_{pipeline}_s{seed}", *args.set])
+    cfg = load_config(
+        REPO / "configs" / "em.yaml",
+        [
+            f"train.seed={seed}",
+            f"train.max_steps={args.steps}",
+            f"train.name=em_{pipeline}_s{seed}",
+            *args.set,
+        ],
+    )
     cfg.data.root = str(args.data_root / "isbi2012_em" / "train")
     cfg.augment.transforms = transforms_for(pipeline, cfg.augment.transforms)
     summary = run_dir / "summary.json"
@@ -44,9 +51,14 @@ def run_one(args, pipeline: str, seed: int) -> dict:
     else:
         resume = (run_dir / "last.pt").is_file()
         result = Trainer(cfg, run_dir=run_dir, resume=resume, overwrite=not resume).fit()
-    return {"pipeline": pipeline, "seed": seed, "best_dice": result["best_mean_dice"],
-            "best_step": result["best_step"], "last_dice": result["last"].get("mean_dice"),
-            "transforms": [t["name"] for t in cfg.augment.transforms]}
+    return {
+        "pipeline": pipeline,
+        "seed": seed,
+        "best_dice": result["best_mean_dice"],
+        "best_step": result["best_step"],
+        "last_dice": result["last"].get("mean_dice"),
+        "transforms": [t["name"] for t in cfg.augment.transforms],
+    }
 
 
 def main() -> None:
@@ -61,12 +73,16 @@ def main() -> None:
     rows = [run_one(args, p, s) for p in PIPELINES for s in args.seeds]
     cmd = "python benchmarks/augment_em.py " + " ".join(sys.argv[1:])
     write_json(REPO / "benchmarks" / "results" / "augment_em.json", {"command": cmd, "rows": rows})
-    lines = ["| pipeline | transforms | membrane Dice, best on validation | membrane Dice, last step |",
-             "|---|---|---|---|"]
+    lines = [
+        "| pipeline | transforms | membrane Dice, best on validation | membrane Dice, last step |",
+        "|---|---|---|---|",
+    ]
     for p in PIPELINES:
         rs = [r for r in rows if r["pipeline"] == p]
-        lines.append(f"| {p} | {', '.join(rs[0]['transforms'])} | {mean_std([r['best_dice'] for r in rs])} | "
-                     f"{mean_std([r['last_dice'] for r in rs])} |")
+        lines.append(
+            f"| {p} | {', '.join(rs[0]['transforms'])} | {mean_std([r['best_dice'] for r in rs])} | "
+            f"{mean_std([r['last_dice'] for r in rs])} |"
+        )
     body = (
         "## Augmentation with 5 labeled EM sections (ISBI 2012)\n\n"
         f"Command: `{cmd}` (JSON: `benchmarks/results/augment_em.json`).\n"

@@ -163,3 +163,22 @@ def test_evaluate_prints_per_case_table(trained, tmp_path, capsys):
     assert main(["evaluate", str(trained / "best.pt"), "--out", str(tmp_path / "e.csv")]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("case") and "mean" in out
+
+
+@pytest.mark.parametrize("backend", ["torch", "monai"])
+def test_augment_preview(tiny_cfg_path, tmp_path, backend, capsys):
+    out = tmp_path / "grid.png"
+    args = [
+        "augment",
+        str(tiny_cfg_path),
+        "--n",
+        "4",
+        "--out",
+        str(out),
+        "--set",
+        f"augment.backend={backend}",
+        "--set",
+        "augment.transforms=[{name: rotate}, {name: gamma}]",
+    ]
+    assert main(args) == 0 and out.stat().st_size > 1000
+    assert main(args) == 1 and "--overwrite" in capsys.readouterr().err

@@ -12,7 +12,10 @@ from weakseg.config import ConfigError, load_config
     "entry, needle",
     [
         ("{name: rotat}", 'unknown transform "rotat". Did you mean "rotate"?'),
-        ("{name: rotate, degrees: [10, -10]}", "range degrees is given backwards (10 > -10); write [-10, 10]"),
+        (
+            "{name: rotate, degrees: [10, -10]}",
+            "range degrees is given backwards (10 > -10); write [-10, 10]",
+        ),
         ("{name: gamma, p: 1.5}", "probability p must be a number in [0, 1], got 1.5"),
         ("{name: gamma, p: -0.1}", "probability p must be a number in [0, 1]"),
         ("{name: flip, axes: [2]}", "a 3D axis on 2D data?"),

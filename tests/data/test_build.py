@@ -1,5 +1,3 @@
-
-
 def test_case_regex_that_matches_nothing_warns(tmp_path):
     import warnings
 
@@ -32,8 +30,14 @@ def test_explicit_splits(tmp_path):
     for i in range(6):
         write_png(tmp_path / "images" / f"em_{i:02d}.png", np.zeros((4, 4), np.uint8))
         write_png(tmp_path / "masks" / f"em_{i:02d}.png", np.zeros((4, 4), np.uint8))
-    cfg = DataConfig(source="folder", root=str(tmp_path), case_regex=r"em_(\d+)", num_classes=2,
-                     class_names=["bg", "fg"], splits={"labeled": ["00", "01"], "unlabeled": ["02"], "val": ["05"]})
+    cfg = DataConfig(
+        source="folder",
+        root=str(tmp_path),
+        case_regex=r"em_(\d+)",
+        num_classes=2,
+        class_names=["bg", "fg"],
+        splits={"labeled": ["00", "01"], "unlabeled": ["02"], "val": ["05"]},
+    )
     ds = build_datasets(cfg)
     assert ds["labeled"].case_ids == ["00", "01"] and ds["unlabeled"].case_ids == ["02"]
     assert ds["val"].case_ids == ["05"] and len(ds["test"]) == 0 and not ds["unlabeled"].labeled

@@ -38,6 +38,7 @@ class TransformSpec:
     rgb_only: bool = False
     doc: str = ""
     backends: tuple[str, ...] = BACKENDS
+    unsupported: tuple[tuple[str, int], ...] = ()  # (backend, spatial_dims) pairs that cannot run it
 
 
 TRANSFORMS: dict[str, TransformSpec] = {
@@ -73,6 +74,7 @@ TRANSFORMS: dict[str, TransformSpec] = {
         dims=(2,),
         rgb_only=True,
         doc="RGB saturation factor",
+        backends=("torch", "albumentations"),  # MONAI has no colour transforms
     ),
     "hue": TransformSpec(
         "intensity",
@@ -81,6 +83,7 @@ TRANSFORMS: dict[str, TransformSpec] = {
         dims=(2,),
         rgb_only=True,
         doc="RGB hue shift, fraction of the colour circle",
+        backends=("torch", "albumentations"),  # MONAI has no colour transforms
     ),
     # ---- geometric (image + labels, one draw)
     "rotate": TransformSpec(
@@ -117,6 +120,9 @@ TRANSFORMS: dict[str, TransformSpec] = {
         ("grid", "sigma"),
         doc="U-Net form: random displacements with std `sigma` px on a grid x grid "
         "coarse grid, interpolated smoothly (bicubic)",
+        # albumentations has no smooth control-grid warp; MONAI's is 2D only (Rand3DElastic is the dense form)
+        backends=("torch", "monai"),
+        unsupported=(("monai", 3),),
     ),
     "elastic_dense": TransformSpec(
         "geometric",
@@ -125,6 +131,7 @@ TRANSFORMS: dict[str, TransformSpec] = {
         ("alpha", "sigma"),
         doc="Simard form: a dense uniform(-1, 1) field smoothed by a Gaussian of "
         "std `sigma` px, scaled by `alpha` px",
+        unsupported=(("monai", 2),),  # MONAI's dense form is Rand3DElastic only
     ),
 }
 
@@ -218,6 +225,11 @@ def normalize_transform(
     if backend not in spec.backends:
         raise ValueError(
             f'{where} ({name}): not available in backend "{backend}"; use one of {spec.backends}'
+        )
+    if spatial_dims is not None and (backend, spatial_dims) in spec.unsupported:
+        raise ValueError(
+            f'{where} ({name}): backend "{backend}" cannot run it on {spatial_dims}D data; use backend '
+            f'"torch" (see docs/augment.md for what each backend maps)'
         )
     return out
 
