@@ -14,9 +14,9 @@ from weakseg.keys import Keys
 __all__ = ["augment_samples", "preview"]
 
 
-def _middle(t: torch.Tensor) -> torch.Tensor:
-    """3D samples are drawn by their middle slice along the last axis."""
-    return t[..., t.shape[-1] // 2] if t.dim() >= 3 and t.shape[-1] > 1 else t
+def _middle(t: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    """3D samples are drawn by their middle slice along the last axis; 2D ones as they are."""
+    return t[..., t.shape[-1] // 2] if spatial_dims == 3 else t
 
 
 def augment_samples(cfg: Config, samples: list[dict], seed: int = 0) -> list[dict]:
@@ -44,13 +44,13 @@ def preview(cfg: Config, n: int, out: str | Path, seed: int = 0, split: str = "l
     idx = np.linspace(0, len(dataset) - 1, num=min(n, len(dataset))).round().astype(int)
     samples = [dataset[int(i)] for i in idx]
     augmented = augment_samples(cfg, samples, seed)
-    pairs = []
+    pairs, dims = [], cfg.data.spatial_dims
     for a, b in zip(samples, augmented):
         pairs.append(
             tuple(
                 {
-                    "image": _middle(s[Keys.IMAGE]).numpy(),
-                    "label": _middle(s[Keys.LABEL]).numpy() if Keys.LABEL in s else None,
+                    "image": _middle(s[Keys.IMAGE], dims).numpy(),
+                    "label": _middle(s[Keys.LABEL], dims).numpy() if Keys.LABEL in s else None,
                 }
                 for s in (a, b)
             )
