@@ -19,6 +19,7 @@ from weakseg.engine.evaluate import evaluate_dataset, predict_logits
 from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
 from weakseg.methods import Method, build_method
 from weakseg.metrics import MetricAccumulator
+from weakseg.nets import pretrained_weights_disabled
 
 __all__ = ["config_from_checkpoint", "evaluate", "load_trained", "predict"]
 
@@ -42,7 +43,8 @@ def load_trained(
     ckpt = load_checkpoint(checkpoint)
     cfg = config_from_checkpoint(ckpt, overrides, updates)
     dev = resolve_device(device)
-    method = build_method(cfg)
+    with pretrained_weights_disabled():  # the checkpoint holds the trained weights: no ImageNet file needed
+        method = build_method(cfg)
     load_method_state(method, ckpt["state"], ckpt["path"])
     return cfg, method.to(dev).eval(), dev
 

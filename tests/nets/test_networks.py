@@ -16,9 +16,12 @@ TINY: dict[str, dict] = {
     "vnet": {},  # fixed widths (16..256)
     "dynunet": {"filters": (4, 8, 16)},
     "segresnet": {"init_filters": 8, "blocks_down": (1, 1, 1), "blocks_up": (1, 1)},
+    "encoder_unet": {"encoder": "resnet18", "weights": "none", "decoder_channels": (16, 8, 8, 8, 8)},
 }
 SIZE_3D = {"vnet": 16}  # smallest cube it accepts (batch 2 keeps batch norm valid at the 1-voxel bottleneck)
 DEEP = [n for n in NETWORKS.names() if "deep_supervision" in network_params(n)]
+# (name, dims) for every network and each dimensionality it supports (ctor.supported_dims, default 2 and 3)
+CASES = [(n, d) for n in NETWORKS.names() for d in getattr(NETWORKS.get(n), "supported_dims", (2, 3))]
 OUT = 3
 
 
@@ -33,8 +36,7 @@ def _outputs(out: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     return out if isinstance(out, list) else [out]
 
 
-@pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("name", NETWORKS.names())
+@pytest.mark.parametrize(("name", "dims"), CASES)
 def test_forward_backward(name: str, dims: int) -> None:
     torch.manual_seed(0)
     net = build_network(name, dims, 1, OUT, **TINY.get(name, {}))
@@ -52,8 +54,7 @@ def test_forward_backward(name: str, dims: int) -> None:
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("name", NETWORKS.names())
+@pytest.mark.parametrize(("name", "dims"), CASES)
 def test_defaults_build(name: str, dims: int) -> None:
     net = build_network(name, dims, 1, 2)
     assert isinstance(net.size_divisor, int) and net.size_divisor >= 1

@@ -6,6 +6,7 @@ It has no method-specific branch: a ``Method`` declares the streams it needs (``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -31,6 +32,7 @@ from weakseg.engine.streams import BatchStream, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
 from weakseg.fileio import atomic_write_text
 from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
+from weakseg.nets import pretrained_weights_disabled
 from weakseg.registry import suggest
 
 __all__ = ["Trainer", "resolve_amp", "resolve_device", "seed_everything"]
@@ -95,7 +97,11 @@ class Trainer:
         self.datasets = datasets
         self.device = resolve_device(t.device)
         self.amp_dtype = resolve_amp(t.amp, self.device)
-        self.method = (method or build_method(cfg)).to(self.device)
+        if method is None:
+            # a resumed run takes its weights from the checkpoint: no ImageNet file needed to rebuild
+            with pretrained_weights_disabled() if ckpt is not None else contextlib.nullcontext():
+                method = build_method(cfg)
+        self.method = method.to(self.device)
         self.optimizers = self.method.configure_optimizers()
         self.schedulers = {k: build_scheduler(o, t.max_steps, cfg.optim) for k, o in self.optimizers.items()}
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None

@@ -1,8 +1,21 @@
-"""Supervised training on the labeled stream: one network, one loss, one optimizer."""
+"""Supervised training on the labeled stream: one network, one loss, one optimizer.
+
+Fine-tuning a network with a pretrained encoder (``net.encoder`` + ``net.encoder_parameters()``, e.g.
+``encoder_unet``), from ``method.params``:
+
+* ``freeze_encoder_steps: K``: steps 0..K-1 train the decoder only; the frozen encoder runs in eval mode, so
+  its BatchNorm layers use, and keep, their ImageNet running statistics. From step K on it trains. Set from
+  ``step`` at every ``train_step``, so a resumed run freezes exactly as an uninterrupted one.
+* ``encoder_lr_scale: s``: the encoder is a separate optimizer param group with lr = optim.lr * s (the
+  decoder group comes first, lr = optim.lr); the LR schedule multiplies both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
+from torch import nn
 from torch.optim import Optimizer
 
 from weakseg.config import Config
@@ -11,7 +24,7 @@ from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
 from weakseg.nets import build_network
 
-__all__ = ["Supervised", "build_segmenter"]
+__all__ = ["Supervised", "build_segmenter", "check_finetune", "encoder_param_groups", "set_encoder_frozen"]
 
 
 def build_segmenter(cfg: Config) -> torch.nn.Module:
@@ -25,21 +38,77 @@ def build_segmenter(cfg: Config) -> torch.nn.Module:
     )
 
 
+def _encoder_params(net: nn.Module) -> Iterator[nn.Parameter] | None:
+    fn = getattr(net, "encoder_parameters", None)
+    return fn() if callable(fn) and isinstance(getattr(net, "encoder", None), nn.Module) else None
+
+
+def check_finetune(net: nn.Module, network: str, freeze_encoder_steps: int, encoder_lr_scale: float) -> None:
+    """Validate the fine-tuning params; networks without a pretrained encoder accept only the defaults."""
+    if isinstance(freeze_encoder_steps, bool) or not isinstance(freeze_encoder_steps, int):
+        raise ValueError(
+            f"method.params.freeze_encoder_steps must be an integer >= 0, got {freeze_encoder_steps!r}"
+        )
+    if freeze_encoder_steps < 0:
+        raise ValueError(f"method.params.freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
+    if isinstance(encoder_lr_scale, bool) or not isinstance(encoder_lr_scale, (int, float)):
+        raise ValueError(f"method.params.encoder_lr_scale must be a number > 0, got {encoder_lr_scale!r}")
+    if encoder_lr_scale <= 0:
+        raise ValueError(
+            f"method.params.encoder_lr_scale must be > 0, got {encoder_lr_scale}; to keep the encoder "
+            "fixed for the whole run set freeze_encoder_steps >= train.max_steps"
+        )
+    if _encoder_params(net) is None and (freeze_encoder_steps or encoder_lr_scale != 1.0):
+        raise ValueError(
+            "method.params.freeze_encoder_steps / encoder_lr_scale need a network with a pretrained "
+            "encoder (net.encoder and net.encoder_parameters(), e.g. model.network: encoder_unet), but "
+            f'network "{network}" has none: remove these method.params or switch model.network'
+        )
+
+
+def encoder_param_groups(net: nn.Module, lr: float, encoder_lr_scale: float = 1.0) -> list[dict]:
+    """[decoder group (lr), encoder group (lr * scale)], or one group when the net has no encoder."""
+    enc = _encoder_params(net)
+    if enc is None:
+        return [{"params": list(net.parameters()), "lr": lr}]
+    enc_ids = {id(p) for p in enc}
+    rest = [p for p in net.parameters() if id(p) not in enc_ids]
+    encoder = [p for p in net.parameters() if id(p) in enc_ids]
+    return [
+        {"params": rest, "lr": lr, "name": "decoder"},
+        {"params": encoder, "lr": lr * encoder_lr_scale, "name": "encoder"},
+    ]
+
+
+def set_encoder_frozen(net: nn.Module, frozen: bool) -> None:
+    """Frozen: no gradients and eval mode (BatchNorm keeps its running statistics); else train like the net."""
+    for p in net.encoder_parameters():
+        p.requires_grad_(not frozen)
+    net.encoder.train(net.training and not frozen)
+
+
 class Supervised(Method):
     streams = ("labeled",)
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, freeze_encoder_steps: int = 0, encoder_lr_scale: float = 1.0) -> None:
         super().__init__()
         self.optim_cfg = cfg.optim
         self.loss_name = cfg.loss.name
         self.net = build_segmenter(cfg)
         self.loss = build_loss(cfg.loss, cfg.data.num_classes)
+        check_finetune(self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale)
+        self.freeze_encoder_steps = freeze_encoder_steps
+        self.encoder_lr_scale = float(encoder_lr_scale)
+        self.has_encoder = _encoder_params(self.net) is not None
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
-        return {"net": make_optimizer(self.net.parameters(), self.optim_cfg)}
+        groups = encoder_param_groups(self.net, self.optim_cfg.lr, self.encoder_lr_scale)
+        return {"net": make_optimizer(groups, self.optim_cfg)}
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         data = batch["labeled"]
+        if self.has_encoder:  # a pure function of the step: resume stays exact
+            set_encoder_frozen(self.net, step < self.freeze_encoder_steps)
         if hasattr(self.loss, "update"):
             self.loss.update(step, ctx.max_steps)
         with ctx.autocast():

@@ -10,6 +10,8 @@ Extension contract (every entry of ``NETWORKS``)
   ``net.axis_divisors: tuple[int, ...]`` (one per axis, each dividing ``size_divisor``) relaxes the check
   per axis for anisotropic strides, e.g. DynUNet strides (1, (1, 2, 2), 2) -> (2, 4, 4), size_divisor 4.
 * ``net.deep_supervision: bool`` (``build_network`` sets False when the constructor does not).
+* Optional ``ctor.supported_dims`` (default ``(2, 3)``): e.g. ``(2,)`` for ImageNet encoders; the constructor
+  itself raises a clear error for other dims, and the registry-generated tests skip them.
 * ``forward(x)`` with ``x`` float (B, in_channels, *spatial) returns raw logits, no softmax:
     - eval mode, or train mode without deep supervision: one tensor (B, out_channels, *spatial);
     - train mode with deep supervision: ``list[Tensor]``, most refined / highest resolution first, each
@@ -26,7 +28,9 @@ Extension contract (every entry of ``NETWORKS``)
     [(1, 5, 32, 32, 32), (1, 5, 32, 32, 32), (1, 5, 32, 32, 32)]
 
 Registered (MONAI backbones, 2D and 3D; defaults in ``network_params(name)``): unet, attention_unet, unetpp,
-vnet, dynunet, segresnet. ``init_weights`` initialises GAN parts as pytorch-CycleGAN does.
+vnet, dynunet, segresnet; and ``encoder_unet`` (2D, a pretrained ``ENCODERS`` backbone under smp's U-Net
+decoder: vgg11, vgg16, resnet18/34/50, efficientnet_lite0; see docs/transfer.md). ``init_weights``
+initialises GAN parts as pytorch-CycleGAN does.
 """
 
 from __future__ import annotations
@@ -40,15 +44,23 @@ from weakseg.nets.base import (
     pad_to_divisor,
     stride_divisor,
 )
+from weakseg.nets.encoders import ENCODERS, EncoderSpec, find_imagenet_weights, pretrained_weights_disabled
 from weakseg.nets.init import INIT_KINDS, init_weights
 
+# smp and timm are imported only when an encoder_unet is built
+NETWORKS.register_lazy("encoder_unet", "weakseg.nets.encoder_unet:build_encoder_unet")
+
 __all__ = [
+    "ENCODERS",
     "INIT_KINDS",
     "NETWORKS",
+    "EncoderSpec",
     "axis_divisors",
     "build_network",
+    "find_imagenet_weights",
     "init_weights",
     "network_params",
     "pad_to_divisor",
+    "pretrained_weights_disabled",
     "stride_divisor",
 ]
