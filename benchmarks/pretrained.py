@@ -1,0 +1,112 @@
+"""Transfer learning: ImageNet EfficientNet-Lite0 U-Net vs the same network from scratch vs the core U-Net.
+
+    python benchmarks/pretrained.py --data-root ../shared/data
+
+Tasks: abdominal CT with 10% and 100% of the training patients labeled (configs/ct.yaml split, 25% of
+patients for validation) and DRIVE (configs/drive.yaml: 15 training images, 5 validation images).
+Models: ``pretrained`` (configs/ct_pretrained.yaml recipe: ImageNet weights, encoder frozen for the first
+steps, encoder LR x0.1), ``scratch`` (same network, random init, no freezing, one LR) and ``unet`` (the core
+MONAI U-Net). Model selection on validation mean Dice. Runs live in runs/bench/pretrained/ and are reused
+(finished) or resumed (unfinished), so the script can be continued later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from common import REPO, default_data_root, mean_std, update_results_md, write_json
+
+from weakseg.config import Config, load_config
+from weakseg.engine.trainer import Trainer
+
+ENCODER = {"encoder": "efficientnet_lite0", "decoder_channels": [256, 128, 64, 32, 16], "normalize": True}
+TASKS = {
+    "ct10": ("abdominal_ct_mr/ct", 0.1),
+    "ct100": ("abdominal_ct_mr/ct", 1.0),
+    "drive": ("drive/train", None),
+}
+MODELS = ("pretrained", "scratch", "unet")
+
+
+def config(args, task: str, model: str, seed: int) -> Config:
+    folder, fraction = TASKS[task]
+    base = "drive.yaml" if task == "drive" else "ct.yaml"
+    overrides = [
+        f"train.seed={seed}",
+        f"train.max_steps={args.steps}",
+        f"train.eval_every={args.eval_every}",
+        f"train.name={task}_{model}_s{seed}",
+        *args.set,
+    ]
+    if fraction is not None:
+        overrides += [f"data.labeled_fraction={fraction}", f"data.split_seed={seed}"]
+    cfg = load_config(REPO / "configs" / base, overrides)
+    cfg.data.root = str(args.data_root / folder)
+    if model != "unet":
+        cfg.model.network = "encoder_unet"
+        cfg.model.params = {**ENCODER, "weights": "imagenet" if model == "pretrained" else "none"}
+        cfg.optim.lr = 1e-3
+    if model == "pretrained":
+        cfg.method.params = {"freeze_encoder_steps": args.freeze, "encoder_lr_scale": 0.1}
+    return cfg
+
+
+def run_one(args, task: str, model: str, seed: int) -> dict:
+    run_dir = REPO / "runs" / "bench" / "pretrained" / f"{task}_{model}_s{seed}"
+    cfg = config(args, task, model, seed)
+    summary = run_dir / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text())["step"] >= args.steps:
+        result = json.loads(summary.read_text())
+    else:
+        resume = (run_dir / "last.pt").is_file()
+        result = Trainer(cfg, run_dir=run_dir, resume=resume, overwrite=not resume).fit()
+    return {
+        "task": task,
+        "model": model,
+        "seed": seed,
+        "steps": args.steps,
+        "best_dice": result["best_mean_dice"],
+        "best_step": result["best_step"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", type=Path, default=default_data_root())
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--freeze", type=int, default=200, help="steps with the pretrained encoder frozen")
+    ap.add_argument("--set", action="append", default=[], help="extra config override")
+    args = ap.parse_args()
+    rows = [run_one(args, t, m, s) for t in args.tasks for m in args.models for s in args.seeds]
+    cmd = "python benchmarks/pretrained.py " + " ".join(sys.argv[1:])
+    write_json(REPO / "benchmarks" / "results" / "pretrained.json", {"command": cmd, "rows": rows})
+    lines = ["| task | " + " | ".join(args.models) + " |", "|---|" + "---|" * len(args.models)]
+    for t in args.tasks:
+        cells = [
+            mean_std([r["best_dice"] for r in rows if r["task"] == t and r["model"] == m])
+            for m in args.models
+        ]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    body = (
+        "## Transfer learning: ImageNet encoder vs scratch vs core U-Net\n\n"
+        f"Command: `{cmd}` (JSON: `benchmarks/results/pretrained.json`).\n"
+        f"Mean foreground Dice on validation (CT: 6 patients, volumes of stacked slices; DRIVE: 5 images), "
+        f"best of the evaluations every {args.eval_every} steps, {args.steps} steps, mean ± std over seeds "
+        f"{args.seeds}. pretrained = EfficientNet-Lite0 U-Net with ImageNet weights (frozen {args.freeze} "
+        "steps, encoder LR x0.1); scratch = same network, random init; unet = core MONAI U-Net.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    update_results_md("pretrained", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
