@@ -8,7 +8,8 @@ import pickle
 import pytest
 import torch
 
-from weakseg.augment.cpu_backends import build_sample_transform, swap_label_pairs
+from weakseg.augment.cpu_backends import build_sample_transform
+from weakseg.augment.labels import swap_label_pairs
 from weakseg.augment.spec import TRANSFORMS
 from weakseg.keys import Keys
 

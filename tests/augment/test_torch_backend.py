@@ -86,6 +86,22 @@ def test_geometric_moves_image_and_label_together(name: str, dims: int) -> None:
         assert dice(warped >= c, from_image >= c) >= least, (name, dims, c)
 
 
+def test_mixed_batch_stays_aligned() -> None:
+    """p < 1: some samples warped, others only flipped or untouched; every one stays aligned."""
+    image = blobs(2, batch=8)
+    label = to_label(image)
+    pipeline = [
+        {"name": "flip", "p": 0.5, "axes": [0, 1]},
+        {"name": "rotate", "p": 0.5, "degrees": [-30, 30]},
+        {"name": "elastic_grid", "p": 0.5},
+    ]
+    out = BatchAugment(pipeline, 2)({Keys.IMAGE: image, Keys.LABEL: label}, _gen(3))
+    from_image = to_label(out[Keys.IMAGE])
+    for i in range(8):
+        assert dice(out[Keys.LABEL][i] >= 1, from_image[i] >= 1) >= 0.97, i
+    assert not torch.equal(out[Keys.IMAGE], image)
+
+
 @pytest.mark.parametrize(("name", "dims"), _cases("geometric") + _cases("intensity"))
 def test_same_seed_same_output_other_seed_other_output(name: str, dims: int) -> None:
     channels = 3 if TRANSFORMS[name].rgb_only else 1
@@ -229,8 +245,22 @@ def test_grid_helpers_match_torch() -> None:
     coarse = torch.randn(2, 2, 3, 3, generator=_gen(0))
     ref = F.interpolate(coarse, size=(17, 9), mode="bicubic", align_corners=True)
     assert torch.allclose(grids.elastic_grid_field(coarse, (17, 9)), ref, atol=1e-5)
-    coarse3 = torch.randn(1, 3, 3, 4, 3, generator=_gen(0))
-    ref3 = F.interpolate(coarse3, size=(5, 7, 6), mode="trilinear", align_corners=True)
+    coarse3 = torch.randn(
+        1, 3, 3, 4, 3, generator=_gen(0)
+    )  # (B, C, H, W, D): tricubic = bicubic(H, W) x cubic(D)
+    b, c, h, w, d = coarse3.shape
+    hw = (
+        F.interpolate(
+            coarse3.permute(0, 1, 4, 2, 3).reshape(b, c * d, h, w),
+            size=(5, 7),
+            mode="bicubic",
+            align_corners=True,
+        )
+        .reshape(b, c, d, 5, 7)
+        .permute(0, 1, 3, 4, 2)
+    )
+    ref3 = F.interpolate(hw.reshape(b, c * 35, d, 1), size=(6, 1), mode="bicubic", align_corners=True)
+    ref3 = ref3.reshape(b, c, 5, 7, 6)
     assert torch.allclose(grids.elastic_grid_field(coarse3, (5, 7, 6)), ref3, atol=1e-5)
     x = torch.rand(2, 1, 9, 40, generator=_gen(1))
     kernels = grids.gaussian_kernels(torch.tensor([0.8, 2.0]), 6)

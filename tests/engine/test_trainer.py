@@ -260,3 +260,11 @@ def test_augmented_training_resumes_exactly_with_any_worker_count(backend, tiny_
     )
     plain.fit()
     assert any(not torch.equal(a[k], v) for k, v in _weights(plain).items())  # augmentation did something
+
+
+def test_crop_size_must_suit_the_network(tiny_cfg_path, tmp_path):
+    cfg = _cfg(tiny_cfg_path, "augment.transforms=[{name: crop, size: [30, 30]}]")
+    with pytest.raises(
+        ValueError, match=r"crop size \[30, 30\] is not a multiple of the network's size divisor 4"
+    ):
+        Trainer(cfg, run_dir=tmp_path / "r")

@@ -129,3 +129,104 @@ def test_predict_and_resume_need_no_imagenet_file(tmp_path, monkeypatch, tiny_cf
     (weights / "resnet18-f37072fd.pth").unlink()
     assert main(["train", "--resume", str(run)]) == 0
     assert main(["evaluate", str(run / "last.pt"), "--out", str(tmp_path / "e.csv")]) == 0
+
+
+def test_encoder_weights_from_a_weakseg_checkpoint(tmp_path, tiny_cfg_path):
+    """Start a model from another run's checkpoint (e.g. MR from CT): its encoder tensors are taken as is."""
+    from weakseg.cli import main
+    from weakseg.engine.checkpoint import load_checkpoint
+    from weakseg.nets import build_network
+
+    run = tmp_path / "run"
+    params = "{encoder: resnet18, weights: none, decoder_channels: [16, 8, 8, 8, 8]}"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_cfg_path),
+                "--set",
+                f"train.run_dir={run}",
+                "--set",
+                "model.network=encoder_unet",
+                "--set",
+                f"model.params={params}",
+                "--set",
+                "train.max_steps=1",
+                "--set",
+                "train.eval_every=1",
+                "--set",
+                "train.save_pictures=false",
+            ]
+        )
+        == 0
+    )
+    net = build_network(
+        "encoder_unet",
+        2,
+        1,
+        5,
+        encoder="resnet18",
+        weights=str(run / "last.pt"),
+        decoder_channels=[16, 8, 8, 8, 8],
+    )
+    saved = load_checkpoint(run / "last.pt")["state"]
+    for k, v in net.encoder.state_dict().items():
+        assert torch.equal(v, saved[f"net.unet.encoder.{k}"]), k
+
+
+@pytest.mark.parametrize(
+    "encoder", ["vgg11", "vgg16", "resnet18", "resnet34", "resnet50", "efficientnet_lite0"]
+)
+def test_train_and_predict_with_every_encoder(encoder, tmp_path, tiny_cfg_path):
+    from tests.test_cli import _phantom_folder
+    from weakseg.cli import main
+
+    run = tmp_path / "run"
+    params = f"{{encoder: {encoder}, weights: none, decoder_channels: [16, 8, 8, 8, 8]}}"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_cfg_path),
+                "--set",
+                f"train.run_dir={run}",
+                "--set",
+                "model.network=encoder_unet",
+                "--set",
+                f"model.params={params}",
+                "--set",
+                "train.max_steps=1",
+                "--set",
+                "train.eval_every=1",
+                "--set",
+                "train.save_pictures=false",
+                "--set",
+                "train.batch_size=2",
+            ]
+        )
+        == 0
+    )
+    data = _phantom_folder(tmp_path / "data", n=1)
+    assert main(["predict", str(run / "last.pt"), str(data / "images"), str(tmp_path / "out")]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_freeze_encoder_bn_keeps_statistics_after_unfreezing(tiny_cfg_path):
+    cfg = load_config(
+        tiny_cfg_path,
+        [
+            "model.network=encoder_unet",
+            "model.params={encoder: resnet18, weights: none, decoder_channels: [16, 8, 8, 8, 8]}",
+            "method.params={freeze_encoder_steps: 0, freeze_encoder_bn: true}",
+        ],
+    )
+    method = build_method(cfg)
+    batch = {"labeled": next(BatchStream(build_datasets(cfg.data)["labeled"], 2, seed=0))}
+    ctx = StepContext(torch.device("cpu"), method.configure_optimizers(), max_steps=4)
+    bn = next(m for m in method.net.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    method.train()
+    method.train_step(batch, 0, ctx)
+    assert torch.equal(bn.running_mean, before) and bn.weight.grad is not None
+    with pytest.raises(ValueError, match="freeze_encoder_bn needs a network with an encoder"):
+        build_method(load_config(tiny_cfg_path, ["method.params={freeze_encoder_bn: true}"]))

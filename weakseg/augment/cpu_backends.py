@@ -26,34 +26,14 @@ from typing import Any
 
 import torch
 
+from weakseg.augment.labels import check_swap_pairs, swap_label_pairs
 from weakseg.augment.spec import TRANSFORMS, validate_pipeline
 from weakseg.keys import Keys
 from weakseg.registry import suggest
 
-__all__ = ["CPU_BACKENDS", "SampleTransform", "build_sample_transform", "swap_label_pairs"]
+__all__ = ["CPU_BACKENDS", "SampleTransform", "build_sample_transform"]
 
 CPU_BACKENDS = ("albumentations", "monai")
-
-
-def swap_label_pairs(label: torch.Tensor, pairs: Sequence[Sequence[int]]) -> torch.Tensor:
-    """``label`` with the values of each pair ``(a, b)`` exchanged (e.g. left and right kidney)."""
-    out = label.clone()
-    for a, b in pairs:
-        out[label == a] = b
-        out[label == b] = a
-    return out
-
-
-def _check_pairs(swap_labels: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    pairs = []
-    for pair in swap_labels:
-        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
-        if not ok or not all(isinstance(v, int) and v > 0 for v in pair) or pair[0] == pair[1]:
-            raise ValueError(
-                f"swap_labels pairs are two different foreground labels, e.g. [[2, 3]]; got {pair!r}"
-            )
-        pairs.append((int(pair[0]), int(pair[1])))
-    return pairs
 
 
 class SampleTransform(ABC):
@@ -69,7 +49,7 @@ class SampleTransform(ABC):
         # in_channels is unknown here (None skips the RGB check, which the config load already did)
         channels: Any = None
         self.transforms = validate_pipeline(list(transforms), self.backend, spatial_dims, channels)
-        self.swap_labels = _check_pairs(swap_labels)
+        self.swap_labels = check_swap_pairs(swap_labels)
         self.geometric = any(TRANSFORMS[t["name"]].kind == "geometric" for t in self.transforms)
 
     def __repr__(self) -> str:

@@ -97,13 +97,13 @@ def _along_axis(x: torch.Tensor, a: int, m: torch.Tensor) -> torch.Tensor:
 
 def elastic_grid_field(coarse: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """U-Net form: displacements (B, d, g, g[, g]) at the nodes of a coarse grid spanning the image corners,
-    interpolated smoothly to ``size`` (bicubic in 2D, trilinear in 3D) -> (B, d, *size), same units.
+    interpolated smoothly to ``size`` (bicubic in 2D, tricubic in 3D) -> (B, d, *size), same units.
 
-    Both interpolations are separable, so they run as one small matrix product per axis (same numbers as
-    ``F.interpolate(..., align_corners=True)``, several times faster on the CPU)."""
-    cubic = len(size) == 2
+    Cubic interpolation is separable, so it runs as one small matrix product per axis (the same numbers as
+    ``F.interpolate(..., mode="bicubic", align_corners=True)`` applied axis by axis, several times faster on
+    the CPU; torch has no tricubic mode)."""
     for a, (g, n) in enumerate(zip(coarse.shape[2:], size)):
-        coarse = _along_axis(coarse, a, _upsample_matrix(g, n, cubic).to(coarse.device))
+        coarse = _along_axis(coarse, a, _upsample_matrix(g, n, True).to(coarse.device))
     return coarse
 
 

@@ -16,6 +16,7 @@ label-like key (nearest interpolation for labels); intensity transforms never se
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,11 @@ def normalize_transform(
             f"Valid transforms: {', '.join(TRANSFORMS)}"
         )
     spec = TRANSFORMS[name]
-    out: dict[str, Any] = {"name": name, "p": 1.0, **spec.params}
+    out: dict[str, Any] = {
+        "name": name,
+        "p": 1.0,
+        **copy.deepcopy(spec.params),
+    }  # never hand out the defaults
     for key, value in entry.items():
         if key in ("name",):
             continue

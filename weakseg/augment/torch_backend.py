@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from weakseg.augment import grids
 from weakseg.augment import torch_intensity as intensity
+from weakseg.augment.labels import check_swap_pairs, swap_label_pairs
 from weakseg.augment.spec import TRANSFORMS, normalize_transform
 from weakseg.keys import Keys
 
@@ -88,12 +89,7 @@ class BatchAugment:
             raise ValueError(
                 "augment.transforms lists crop more than once; keep one crop (it sets the output size)"
             )
-        self.swap_labels = [tuple(pair) for pair in swap_labels]
-        for pair in self.swap_labels:
-            if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair) or pair[0] == pair[1]:
-                raise ValueError(
-                    f"swap_labels pairs are two different foreground labels, e.g. [[2, 3]]; got {list(pair)!r}"
-                )
+        self.swap_labels = check_swap_pairs(swap_labels)
 
     def __repr__(self) -> str:
         return f"BatchAugment({[t['name'] for t in self.transforms]}, spatial_dims={self.dims})"
@@ -262,11 +258,7 @@ class BatchAugment:
         """Exchange the values of each ``swap_labels`` pair in the samples ``flipped`` (B,) (CPU) marks."""
         if not self.swap_labels or not bool(flipped.any()):
             return label
-        sel = flipped.to(label.device).view(-1, *[1] * self.dims)
-        out = label
-        for a, c in self.swap_labels:
-            out = torch.where(sel & (label == a), c, torch.where(sel & (label == c), a, out))
-        return out
+        return swap_label_pairs(label, self.swap_labels, flipped.to(label.device).view(-1, *[1] * self.dims))
 
     def _intensity(self, img, name, fire, value, seeds) -> torch.Tensor:
         idx = fire.nonzero()[:, 0]

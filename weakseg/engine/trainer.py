@@ -28,7 +28,7 @@ from weakseg.engine.checkpoint import (
 from weakseg.engine.evaluate import evaluate_dataset
 from weakseg.engine.loggers import RunLogger
 from weakseg.engine.schedules import build_scheduler
-from weakseg.engine.streams import BatchStream, move_to_device
+from weakseg.engine.streams import SHAPE_KEY, BatchStream, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
 from weakseg.fileio import atomic_write_text
 from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
@@ -126,6 +126,7 @@ class Trainer:
                 transform=sample_aug if name in cfg.augment.streams else None,
             )
         self._check_key_metric()
+        self._check_crop_size()
         self.step = 0
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
@@ -159,6 +160,16 @@ class Trainer:
                     "last.pt or metrics.jsonl); choose another train.run_dir"
                 )
         return None
+
+    def _check_crop_size(self) -> None:
+        """A crop is the training input size: it must suit the network (checked now, not at step 1)."""
+        div = max(1, int(self.method.size_divisor))
+        for t in self.cfg.augment.transforms:
+            if t.get("name") == "crop" and any(int(s) % div for s in t.get("size", [])):
+                raise ValueError(
+                    f"augment crop size {t['size']} is not a multiple of the network's size divisor {div}; "
+                    f"use multiples of {div} (e.g. {[max(div, int(s) // div * div) for s in t['size']]})"
+                )
 
     def _check_key_metric(self) -> None:
         t, d = self.cfg.train, self.cfg.data
@@ -213,6 +224,7 @@ class Trainer:
             if name in self.cfg.augment.streams:
                 g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.step * 101 + i)
                 batch[name] = self.batch_aug(batch[name], g)
+                batch[name].pop(SHAPE_KEY, None)  # sizes before augmentation; meaningless after a crop
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:

@@ -6,6 +6,8 @@ Fine-tuning a network with a pretrained encoder (``net.encoder`` + ``net.encoder
 * ``freeze_encoder_steps: K``: steps 0..K-1 train the decoder only; the frozen encoder runs in eval mode, so
   its BatchNorm layers use, and keep, their ImageNet running statistics. From step K on it trains. Set from
   ``step`` at every ``train_step``, so a resumed run freezes exactly as an uninterrupted one.
+* ``freeze_encoder_bn: true``: keep the encoder's BatchNorm layers in eval mode (ImageNet statistics, affine
+  parameters still trained) for the whole run, also after unfreezing; useful with small batches.
 * ``encoder_lr_scale: s``: the encoder is a separate optimizer param group with lr = optim.lr * s (the
   decoder group comes first, lr = optim.lr); the LR schedule multiplies both.
 """
@@ -80,23 +82,39 @@ def encoder_param_groups(net: nn.Module, lr: float, encoder_lr_scale: float = 1.
     ]
 
 
-def set_encoder_frozen(net: nn.Module, frozen: bool) -> None:
-    """Frozen: no gradients and eval mode (BatchNorm keeps its running statistics); else train like the net."""
+def set_encoder_frozen(net: nn.Module, frozen: bool, bn_frozen: bool = False) -> None:
+    """Frozen: no gradients and eval mode (BatchNorm keeps its running statistics); else train like the net.
+    ``bn_frozen`` keeps the BatchNorm layers in eval mode either way."""
     for p in net.encoder_parameters():
         p.requires_grad_(not frozen)
     net.encoder.train(net.training and not frozen)
+    if bn_frozen:
+        for m in net.encoder.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 class Supervised(Method):
     streams = ("labeled",)
 
-    def __init__(self, cfg: Config, freeze_encoder_steps: int = 0, encoder_lr_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
+    ) -> None:
         super().__init__()
         self.optim_cfg = cfg.optim
         self.loss_name = cfg.loss.name
         self.net = build_segmenter(cfg)
         self.loss = build_loss(cfg.loss, cfg.data.num_classes)
         check_finetune(self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale)
+        if freeze_encoder_bn and _encoder_params(self.net) is None:
+            raise ValueError(
+                f'method.params.freeze_encoder_bn needs a network with an encoder, not "{cfg.model.network}"'
+            )
+        self.freeze_encoder_bn = bool(freeze_encoder_bn)
         self.freeze_encoder_steps = freeze_encoder_steps
         self.encoder_lr_scale = float(encoder_lr_scale)
         self.has_encoder = _encoder_params(self.net) is not None
@@ -108,7 +126,7 @@ class Supervised(Method):
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         data = batch["labeled"]
         if self.has_encoder:  # a pure function of the step: resume stays exact
-            set_encoder_frozen(self.net, step < self.freeze_encoder_steps)
+            set_encoder_frozen(self.net, step < self.freeze_encoder_steps, self.freeze_encoder_bn)
         if hasattr(self.loss, "update"):
             self.loss.update(step, ctx.max_steps)
         with ctx.autocast():

@@ -100,10 +100,13 @@ class EncoderSpec:
     def convert(self, state: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
         """Rename a classifier (or saved encoder) state dict to this encoder's keys; the head is dropped."""
         state = {k.removeprefix("module."): v for k, v in state.items()}
-        for prefix in ("unet.encoder.", "encoder."):  # a weakseg encoder_unet or smp Unet state dict
-            if any(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-                break
+        # a weakseg checkpoint ("net.unet.encoder."), encoder_unet ("unet.encoder.") or smp Unet ("encoder.")
+        if any(".encoder." in k or k.startswith("encoder.") for k in state):
+            state = {
+                k.split("encoder.", 1)[1]: v
+                for k, v in state.items()
+                if ".encoder." in k or k.startswith("encoder.")
+            }
         if self.timm_name is None:  # torchvision layout == smp's ResNet/VGG encoders minus the classifier
             return {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
         if any(k.startswith("model.") for k in state):
@@ -159,7 +162,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(
             f"weights file {path} could not be read as a state dict with torch.load(weights_only=True): {e}"
         ) from e
-    for key in ("state_dict", "model"):  # common checkpoint wrappers
+    for key in ("state", "state_dict", "model"):  # weakseg checkpoints and other common wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -233,7 +236,7 @@ def find_imagenet_weights(spec: EncoderSpec) -> Path:
     raise FileNotFoundError(
         f'ImageNet weights for encoder "{spec.name}" not found offline. Looked for '
         f"{' or '.join(spec.files)} in: {looked}"
-        + (f"; and the package {spec.package} (not installed)" if spec.package else "")
+        + (f"; and inside the package {spec.package}" if spec.package else "")
         + f". To fix: {how} to {hub / spec.files[0]} (or into ${WEIGHTS_DIR_ENV}), or set "
         'model.params.weights to the file\'s path, or to "none" to train from scratch.'
     )
