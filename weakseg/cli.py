@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser(
-        "demo", help="train and evaluate on built-in phantoms (about 5 minutes on 2 CPU cores)"
+        "demo", help="train and evaluate on built-in phantoms (about 2.5 minutes on 2 CPU cores)"
     )
     p.add_argument("--out", default="runs", help="parent folder of the demo run (default: runs)")
     _common(p)
