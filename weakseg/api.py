@@ -58,7 +58,7 @@ def evaluate(
     progress: bool = True,
 ) -> MetricAccumulator:
     """Score a checkpoint on its own validation split, or on every labeled case of the folder ``data``."""
-    from weakseg.data import build_datasets
+    from weakseg.data.domains import datasets_for
 
     updates = {}
     if data is not None:
@@ -69,9 +69,11 @@ def evaluate(
             "data.val_fraction": 0.0,
             "data.test_fraction": 0.0,
             "data.labeled_fraction": 1.0,
+            "data.splits": None,  # every labeled case of the folder
+            "target": None,  # one domain: the folder's
         }
     cfg, method, dev = load_trained(checkpoint, overrides, device, updates)
-    datasets = build_datasets(cfg.data)
+    datasets = datasets_for(cfg)  # adaptation checkpoints: the target domain's validation split
     split = "labeled" if data is not None else "val"
     if len(datasets[split]) == 0:
         raise ValueError(

@@ -2,7 +2,8 @@
 
     cfg = load_config("configs/demo.yaml", overrides=["train.max_steps=10", "optim.lr=3e-4"])
 
-Sections: ``data``, ``model``, ``loss``, ``method``, ``optim``, ``train``. Free-form option dicts
+Sections: ``data``, ``model``, ``loss``, ``method``, ``optim``, ``train``, and the optional ``target`` (a second
+data domain for domain adaptation, see ``Config.target``). Free-form option dicts
 (``model.params``, ``loss.params``, ``method.params``) are passed to the registered constructor, which
 validates them itself.
 """
@@ -21,6 +22,8 @@ import yaml
 from weakseg.registry import suggest
 
 __all__ = [
+    "AUGMENT_STREAMS",
+    "TARGET_OWN_KEYS",
     "AugmentConfig",
     "Config",
     "ConfigError",
@@ -171,6 +174,26 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Domain adaptation: the unlabeled target domain (its training cases lose their labels; its validation
+    # cases are what the run is evaluated on); ``data`` is then the labeled source domain. Keys not given here
+    # are taken from ``data`` except the per-domain ones (TARGET_OWN_KEYS), which keep their defaults.
+    target: DataConfig | None = None
+
+
+TARGET_OWN_KEYS = ("root", "intensity", "splits")  # never inherited by ``target`` from ``data``
+AUGMENT_STREAMS = ("labeled", "unlabeled", "source", "target")
+
+
+def _inherit_target(values: dict) -> dict:
+    """``target`` keys not given are copied from ``data`` (except TARGET_OWN_KEYS); returns a new dict."""
+    target = values.get("target")
+    if not isinstance(target, dict):
+        return values
+    data = values.get("data") or {}
+    if not isinstance(data, dict):
+        return values  # _build reports the bad "data" section
+    inherited = {k: v for k, v in data.items() if k not in TARGET_OWN_KEYS}
+    return {**values, "target": {**inherited, **target}}
 
 
 # --------------------------------------------------------------------------- typed construction
@@ -253,7 +276,7 @@ def config_from_dict(values: dict | None, source: str = "config") -> Config:
             f"{source}: the top level must be a mapping of sections, got {type(values).__name__}"
         )
     try:
-        cfg = _build(Config, values, "config")
+        cfg = _build(Config, _inherit_target(values), "config")
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
     _validate(cfg, source)
@@ -310,8 +333,35 @@ def _validate(cfg: Config, source: str) -> None:
     except ValueError as e:
         raise ConfigError(f"{source}: {e}") from None
     for name in cfg.augment.streams:
-        if name not in ("labeled", "unlabeled"):
-            raise ConfigError(f'{source}: augment.streams lists "{name}"; valid streams: labeled, unlabeled')
+        if name not in AUGMENT_STREAMS:
+            raise ConfigError(
+                f'{source}: augment.streams lists "{name}"; valid streams: {", ".join(AUGMENT_STREAMS)}'
+            )
+    if cfg.target is not None:
+        _validate_target(cfg.data, cfg.target, source)
+
+
+def _validate_target(d: DataConfig, t: DataConfig, source: str) -> None:
+    """The target domain must share the source's label set, channels and dimensionality, and differ from it."""
+    for key in ("num_classes", "class_names", "in_channels"):
+        if getattr(t, key) != getattr(d, key):
+            raise ConfigError(
+                f"{source}: target.{key} is {getattr(t, key)!r} but data.{key} is {getattr(d, key)!r}: both "
+                f"domains must share it (the segmenter is trained on one and evaluated on the other); remove "
+                f"target.{key} to inherit data.{key}"
+            )
+    if t.spatial_dims != d.spatial_dims:
+        raise ConfigError(
+            f"{source}: the target domain is {t.spatial_dims}D but data is {d.spatial_dims}D; set "
+            "target.slice_axis like data.slice_axis"
+        )
+    if t == d:
+        hint = (
+            "set target.phantom_modality (e.g. mr)"
+            if d.source == "phantom"
+            else "set target.root to its folder"
+        )
+        raise ConfigError(f"{source}: target describes the same data as data (source domain): {hint}")
 
 
 # --------------------------------------------------------------------------- overrides and loading

@@ -17,6 +17,8 @@ TINY: dict[str, dict] = {
     "dynunet": {"filters": (4, 8, 16)},
     "segresnet": {"init_filters": 8, "blocks_down": (1, 1, 1), "blocks_up": (1, 1)},
     "encoder_unet": {"encoder": "resnet18", "weights": "none", "decoder_channels": (16, 8, 8, 8, 8)},
+    "resnet_generator": {"ngf": 8, "n_blocks": 2},
+    "unet_generator": {"ngf": 8, "num_downs": 5},
 }
 SIZE_3D = {"vnet": 16}  # smallest cube it accepts (batch 2 keeps batch norm valid at the 1-voxel bottleneck)
 DEEP = [n for n in NETWORKS.names() if "deep_supervision" in network_params(n)]

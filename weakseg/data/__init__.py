@@ -1,7 +1,8 @@
 """Data: readers (phantoms, 2D image folders, NIfTI, Decathlon), case-wise splits, intensity presets, IO.
 
 Entry points: ``build_datasets(cfg.data)`` -> ``{"labeled", "unlabeled", "val", "test": SegDataset}`` for
-training; ``load_image_for_inference`` / ``write_label`` for ``weakseg predict``. Errors about the data are
+training; ``build_domain_datasets(cfg.data, cfg.target)`` -> ``{"source", "target", "val", "test", "source_val"}`` for
+domain adaptation (``datasets_for(cfg)`` picks either); ``load_image_for_inference`` / ``write_label`` for ``weakseg predict``. Errors about the data are
 ``DataError`` (a ``ValueError``) and name the file, what was expected and the fix.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from weakseg.data.build import SOURCES, SPLITS, build_datasets, read_records
 from weakseg.data.dataset import SegDataset
+from weakseg.data.domains import DOMAIN_SPLITS, build_domain_datasets, datasets_for
 from weakseg.data.intensity import Preset, ct_window, identity, mr_percentile, resolve_preset, rgb, scale
 from weakseg.data.io import (
     iter_slices,
@@ -24,6 +26,7 @@ from weakseg.data.records import DataError, Record
 from weakseg.data.splits import labeled_cases, split_cases
 
 __all__ = [
+    "DOMAIN_SPLITS",
     "SOURCES",
     "SPLITS",
     "DataError",
@@ -31,7 +34,9 @@ __all__ = [
     "Record",
     "SegDataset",
     "build_datasets",
+    "build_domain_datasets",
     "ct_window",
+    "datasets_for",
     "identity",
     "iter_slices",
     "labeled_cases",

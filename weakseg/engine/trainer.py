@@ -91,9 +91,9 @@ class Trainer:
         self.run_dir = Path(run_dir or t.run_dir.format(name=t.name))
         ckpt = self._check_run_dir(resume, overwrite)
         if datasets is None:
-            from weakseg.data import build_datasets
+            from weakseg.data.domains import datasets_for
 
-            datasets = build_datasets(cfg.data)
+            datasets = datasets_for(cfg)  # one domain, or source + target for adaptation methods
         self.datasets = datasets
         self.device = resolve_device(t.device)
         self.amp_dtype = resolve_amp(t.amp, self.device)
@@ -263,7 +263,7 @@ class Trainer:
         """Train to ``train.max_steps`` (or stop after step ``until``, e.g. to resume later)."""
         t = self.cfg.train
         stop = min(t.max_steps, until) if until else t.max_steps
-        has_val = "val" in self.datasets and len(self.datasets["val"]) > 0
+        has_val = self.method.predicts and "val" in self.datasets and len(self.datasets["val"]) > 0
         ctx = StepContext(
             self.device,
             self.optimizers,

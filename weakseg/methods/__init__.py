@@ -10,6 +10,7 @@ __all__ = ["METHODS", "Method", "NonFiniteLossError", "StepContext", "build_meth
 
 METHODS: Registry[Method] = Registry("method")
 METHODS.register_lazy("supervised", "weakseg.methods.supervised:Supervised")
+METHODS.register_lazy("cyclegan", "adapt.cyclegan:CycleGAN")
 
 
 def build_method(cfg: Config) -> Method:

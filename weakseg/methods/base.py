@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -81,24 +81,41 @@ class StepContext:
                 raise NonFiniteLossError(self.step, name, v)
 
     def backward(
-        self, loss: torch.Tensor, opt_name: str, terms: dict[str, torch.Tensor] | None = None
+        self,
+        loss: torch.Tensor,
+        opt_name: str | Sequence[str],
+        terms: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Zero grads, (scaled) backward, clip, step optimizer ``opt_name``. ``terms`` are checked for NaN/inf."""
-        self.check_finite(terms if terms else {opt_name: loss})
-        opt = self.optimizers[opt_name]
-        opt.zero_grad(set_to_none=True)
+        """Zero grads, (scaled) backward, clip, step optimizer ``opt_name``. ``terms`` are checked for NaN/inf.
+
+        Several names (e.g. ``("G", "seg")``): one backward of ``loss``, then each optimizer is clipped and
+        stepped on its own, as if the loss had been split between them (a segmenter trained jointly with a
+        generator keeps its own optimizer settings)."""
+        names = [opt_name] if isinstance(opt_name, str) else list(opt_name)
+        unknown = [n for n in names if n not in self.optimizers]
+        if unknown or not names:
+            raise KeyError(
+                f"ctx.backward: no optimizer named {unknown or names}; configure_optimizers returned "
+                f"{', '.join(self.optimizers) or 'none'}"
+            )
+        self.check_finite(terms if terms else {names[0]: loss})
+        opts = [self.optimizers[n] for n in names]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(opt)
         else:
             loss.backward()
-        if self.grad_clip:
-            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(opt)  # the trainer calls scaler.update() once per iteration
-        else:
-            opt.step()
+        for opt in opts:
+            if self.scaler is not None:
+                self.scaler.unscale_(opt)
+            if self.grad_clip:
+                params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+                torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            if self.scaler is not None:
+                self.scaler.step(opt)  # the trainer calls scaler.update() once per iteration
+            else:
+                opt.step()
 
     @staticmethod
     @contextlib.contextmanager
@@ -120,6 +137,9 @@ class Method(nn.Module):
     """Base class of every training method. Subclasses set ``streams`` and implement the three hooks."""
 
     streams: tuple[str, ...] = ("labeled",)
+    # False for a method without a segmenter (e.g. a pure CycleGAN): its ``predict`` raises, so it cannot be
+    # evaluated and evaluation must be skipped.
+    predicts: bool = True
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         raise NotImplementedError

@@ -30,7 +30,9 @@ Extension contract (every entry of ``NETWORKS``)
 Registered (MONAI backbones, 2D and 3D; defaults in ``network_params(name)``): unet, attention_unet, unetpp,
 vnet, dynunet, segresnet; and ``encoder_unet`` (2D, a pretrained ``ENCODERS`` backbone under smp's U-Net
 decoder: vgg11, vgg16, resnet18/34/50, efficientnet_lite0; see docs/transfer.md). ``init_weights``
-initialises GAN parts as pytorch-CycleGAN does.
+initialises GAN parts as pytorch-CycleGAN does. GAN parts (``weakseg.nets.gan``, 2D): ``resnet_generator`` and
+``unet_generator`` in NETWORKS (image -> image, tanh output by default), the ``patchgan`` discriminator in
+``DISCRIMINATORS`` (``build_discriminator``), shared by gans/ and adapt/.
 """
 
 from __future__ import annotations
@@ -45,17 +47,20 @@ from weakseg.nets.base import (
     stride_divisor,
 )
 from weakseg.nets.encoders import ENCODERS, EncoderSpec, find_imagenet_weights, pretrained_weights_disabled
+from weakseg.nets.gan import DISCRIMINATORS, build_discriminator  # also registers the GAN generators
 from weakseg.nets.init import INIT_KINDS, init_weights
 
 # smp and timm are imported only when an encoder_unet is built
 NETWORKS.register_lazy("encoder_unet", "weakseg.nets.encoder_unet:build_encoder_unet")
 
 __all__ = [
+    "DISCRIMINATORS",
     "ENCODERS",
     "INIT_KINDS",
     "NETWORKS",
     "EncoderSpec",
     "axis_divisors",
+    "build_discriminator",
     "build_network",
     "find_imagenet_weights",
     "init_weights",

@@ -1,0 +1,91 @@
+"""GAN networks: generator shapes and ranges, the 70x70 PatchGAN receptive field, init, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from weakseg.nets import DISCRIMINATORS, build_discriminator, build_network
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+GENERATORS = [  # name, params, size_divisor
+    ("resnet_generator", {"ngf": 8, "n_blocks": 6}, 4),
+    ("resnet_generator", {"ngf": 8, "n_blocks": 9}, 4),
+    ("unet_generator", {"ngf": 8, "num_downs": 5}, 32),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "divisor"), GENERATORS)
+def test_generator_shape_and_tanh_range(name: str, params: dict, divisor: int) -> None:
+    torch.manual_seed(0)
+    net = build_network(name, 2, 2, 3, **params)
+    assert net.size_divisor == divisor
+    x = 50.0 * torch.randn(2, 2, 32, 32)  # far outside [-1, 1]: the output is still bounded
+    y = net(x)
+    assert y.shape == (2, 3, 32, 32)
+    assert y.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="multiples of"):
+        net(torch.zeros(1, 2, divisor + 2, divisor))
+
+
+def test_linear_output_is_unbounded() -> None:
+    torch.manual_seed(0)
+    net = build_network("resnet_generator", 2, 1, 1, ngf=8, n_blocks=1, output="linear", init_gain=1.0)
+    assert net(100.0 * torch.randn(1, 1, 16, 16)).abs().max() > 1.0
+
+
+def test_resnet_9_matches_cyclegan_size() -> None:
+    """ngf 64, 9 blocks, RGB: 11,378,179 parameters, as pytorch-CycleGAN's resnet_9blocks."""
+    net = build_network("resnet_generator", 2, 3, 3)
+    assert sum(p.numel() for p in net.parameters()) == 11_378_179
+
+
+def test_weights_initialised_by_init_weights() -> None:
+    torch.manual_seed(0)
+    net = build_network("resnet_generator", 2, 1, 1, ngf=16, n_blocks=2)
+    conv = net.model[1]
+    assert conv.weight.std().item() == pytest.approx(0.02, rel=0.15)
+    assert torch.count_nonzero(conv.bias) == 0
+
+
+@pytest.mark.parametrize(("size", "out"), [(32, 2), (64, 6), (256, 30)])
+def test_patchgan_output_size(size: int, out: int) -> None:
+    d = build_discriminator("patchgan", 1, ndf=4)
+    assert d(torch.zeros(1, 1, size, size)).shape == (1, 1, out, out)
+
+
+def test_patchgan_sees_70x70_patches() -> None:
+    """The gradient of one output logit is non-zero on exactly a 70x70 input window (batch norm in eval
+    mode keeps the net local; instance norm would couple every pixel through its statistics)."""
+    torch.manual_seed(0)
+    d = build_discriminator("patchgan", 1, ndf=4, norm="batch").eval()
+    x = torch.randn(1, 1, 128, 128, requires_grad=True)
+    d(x)[0, 0, 7, 7].backward()
+    rows = torch.nonzero(x.grad[0, 0].abs().sum(1)).flatten()
+    cols = torch.nonzero(x.grad[0, 0].abs().sum(0)).flatten()
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+def test_bad_inputs_and_names() -> None:
+    d = build_discriminator("patchgan", 1, ndf=4)
+    with pytest.raises(ValueError, match="H, W >= 24"):
+        d(torch.zeros(1, 1, 16, 16))
+    with pytest.raises(KeyError, match='Did you mean "patchgan"'):
+        build_discriminator("patchgn", 1)
+    with pytest.raises(ValueError, match='no parameter "nfd"'):
+        build_discriminator("patchgan", 1, nfd=8)
+    with pytest.raises(ValueError, match="2D only"):
+        build_network("resnet_generator", 3, 1, 1)
+    with pytest.raises(ValueError, match="norm must be one of instance, batch"):
+        build_network("unet_generator", 2, 1, 1, norm="group")
+    with pytest.raises(ValueError, match="num_downs >= 5"):
+        build_network("unet_generator", 2, 1, 1, num_downs=3)
+    assert DISCRIMINATORS.names() == ["patchgan"]
