@@ -63,6 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _common(p)
 
+    p = sub.add_parser("adapt", help="domain adaptation tools (translate a dataset with a CycleGAN)")
+    adapt_sub = p.add_subparsers(dest="adapt_command", required=True)
+    t = adapt_sub.add_parser(
+        "translate", help="write a translated copy of a labeled dataset (two-stage variant)"
+    )
+    t.add_argument("checkpoint")
+    t.add_argument("--input", required=True, help="folder with images/ (and masks/, copied)")
+    t.add_argument("--output", required=True, help="new dataset folder")
+    t.add_argument("--direction", help="e.g. ct2mr or mr2ct (default: source to target)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
     p = sub.add_parser("augment", help="preview a config's augmentation: originals beside augmented samples")
     p.add_argument("config")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
@@ -125,6 +136,16 @@ def _predict(args) -> int:
     return 0
 
 
+def _adapt(args) -> int:
+    from adapt.translate import translate_dataset
+
+    out = translate_dataset(
+        args.checkpoint, args.input, args.output, args.direction, overwrite=args.overwrite
+    )
+    print(f"wrote translated dataset {out} (images/, masks/, manifest.json)")
+    return 0
+
+
 def _augment(args) -> int:
     from weakseg.augment.preview import preview
     from weakseg.config import load_config
@@ -163,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "predict": _predict,
         "augment": _augment,
+        "adapt": _adapt,
         "demo": _demo,
     }
     try:

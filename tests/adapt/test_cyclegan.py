@@ -218,3 +218,47 @@ def test_cli_trains_and_evaluates_on_the_target_domain(tmp_path, tiny_cfg_path):
     out = tmp_path / "e.csv"
     assert main(["evaluate", str(run / "best.pt"), "--out", str(out)]) == 0
     assert "mr_p" in out.read_text()  # target-domain (MR) validation cases
+
+
+def test_translate_writes_a_dataset_the_core_reader_loads(tmp_path, tiny_cfg_path, capsys):
+    from tests.test_cli import _phantom_folder
+    from weakseg.cli import main
+    from weakseg.config import DataConfig
+    from weakseg.data import build_datasets
+
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_cfg_path),
+                "--set",
+                "method.name=cyclegan",
+                "--set",
+                "method.params={generator: resnet_6, ngf: 8, ndf: 8}",
+                "--set",
+                "target={phantom_modality: mr}",
+                "--set",
+                f"train.run_dir={run}",
+                "--set",
+                "train.max_steps=1",
+                "--set",
+                "train.eval_every=1",
+                "--set",
+                "train.save_pictures=false",
+            ]
+        )
+        == 0
+    )
+    data = _phantom_folder(tmp_path / "ct", n=2, size=32)
+    out = tmp_path / "fake_mr"
+    args = ["adapt", "translate", str(run / "last.pt"), "--input", str(data), "--output", str(out)]
+    assert main([*args, "--direction", "ct2mr"]) == 0
+    ds = build_datasets(DataConfig(source="folder", root=str(out), val_fraction=0.0))["labeled"]
+    assert len(ds) == 4 and ds[0]["image"].shape == (1, 32, 32) and ds[0]["label"].max() < 5
+    assert (out / "manifest.json").is_file()
+    assert main(args) == 1 and "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--direction", "ct2xx"]) == 1
+    assert "direction must be one of" in capsys.readouterr().err
+    assert len(list((out / "images").iterdir())) == 4  # the failed call left the dataset as it was
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fake_mr.")]
