@@ -12,14 +12,12 @@ run batched on the training device (backend ``torch``). Runs live in runs/bench/
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from common import REPO, default_data_root, mean_std, update_results_md, write_json
+from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
 
 from weakseg.config import load_config
-from weakseg.engine.trainer import Trainer
 
 PIPELINES = {"none": "crop", "traditional": "no elastic", "traditional+elastic": "all"}
 
@@ -45,12 +43,7 @@ def run_one(args, pipeline: str, seed: int) -> dict:
     )
     cfg.data.root = str(args.data_root / "isbi2012_em" / "train")
     cfg.augment.transforms = transforms_for(pipeline, cfg.augment.transforms)
-    summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["step"] >= args.steps:
-        result = json.loads(summary.read_text())
-    else:
-        resume = (run_dir / "last.pt").is_file()
-        result = Trainer(cfg, run_dir=run_dir, resume=resume, overwrite=not resume).fit()
+    result = fit_or_reuse(cfg, run_dir)
     return {
         "pipeline": pipeline,
         "seed": seed,

@@ -14,7 +14,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_MD = REPO / "docs" / "results.md"
 
-__all__ = ["REPO", "default_data_root", "machine", "mean_std", "update_results_md", "write_json"]
+__all__ = [
+    "REPO",
+    "default_data_root",
+    "fit_or_reuse",
+    "machine",
+    "mean_std",
+    "update_results_md",
+    "write_json",
+]
 
 
 def default_data_root() -> Path:
@@ -58,3 +66,20 @@ def update_results_md(section: str, body: str) -> None:
     )
     RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS_MD, text)
+
+
+def fit_or_reuse(cfg, run_dir: Path) -> dict:
+    """Train ``cfg`` in ``run_dir``: reuse a finished run with the same config, resume an unfinished one,
+    start over when the config changed. Returns the trainer's summary."""
+    from weakseg.config import config_to_dict
+    from weakseg.engine.trainer import Trainer
+
+    wanted = json.loads(json.dumps(config_to_dict(cfg)))
+    saved = run_dir / "config.json"
+    same = saved.is_file() and json.loads(saved.read_text()) == wanted
+    summary = run_dir / "summary.json"
+    if same and summary.is_file() and json.loads(summary.read_text())["step"] >= cfg.train.max_steps:
+        print(f"reusing finished run {run_dir}")
+        return json.loads(summary.read_text())
+    resume = same and (run_dir / "last.pt").is_file()
+    return Trainer(cfg, run_dir=run_dir, resume=resume, overwrite=not resume).fit()

@@ -13,14 +13,12 @@ MONAI U-Net). Model selection on validation mean Dice. Runs live in runs/bench/p
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from common import REPO, default_data_root, mean_std, update_results_md, write_json
+from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
 
 from weakseg.config import Config, load_config
-from weakseg.engine.trainer import Trainer
 
 RECIPE = REPO / "configs" / "ct_pretrained.yaml"  # the pretrained network, fine-tuning and LR
 TASKS = {
@@ -57,12 +55,7 @@ def config(args, task: str, model: str, seed: int) -> Config:
 def run_one(args, task: str, model: str, seed: int) -> dict:
     run_dir = REPO / "runs" / "bench" / "pretrained" / f"{task}_{model}_s{seed}"
     cfg = config(args, task, model, seed)
-    summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["step"] >= args.steps:
-        result = json.loads(summary.read_text())
-    else:
-        resume = (run_dir / "last.pt").is_file()
-        result = Trainer(cfg, run_dir=run_dir, resume=resume, overwrite=not resume).fit()
+    result = fit_or_reuse(cfg, run_dir)
     return {
         "task": task,
         "model": model,

@@ -10,15 +10,13 @@ resumed (``--resume`` semantics), so the script can be continued in a later sess
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from common import REPO, default_data_root, mean_std, update_results_md, write_json
+from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
 
 from weakseg.api import evaluate
 from weakseg.config import load_config
 from weakseg.data import build_datasets
-from weakseg.engine.trainer import Trainer
 
 ORGANS = ["liver", "right_kidney", "left_kidney", "spleen"]
 
@@ -37,13 +35,7 @@ def run_one(args, fraction: float, seed: int) -> dict:
         *args.set,
     ]
     cfg = load_config(REPO / "configs" / "ct.yaml", overrides)
-    if (run_dir / "summary.json").is_file() and json.loads((run_dir / "summary.json").read_text())[
-        "step"
-    ] >= steps:
-        print(f"reusing finished run {run_dir}")
-    else:
-        trainer = Trainer(cfg, run_dir=run_dir, resume=(run_dir / "last.pt").is_file())
-        trainer.fit()
+    fit_or_reuse(cfg, run_dir)
     ct = evaluate(run_dir / "best.pt", progress=False).summary()
     mr = evaluate(
         run_dir / "best.pt",
