@@ -133,33 +133,11 @@ def test_predict_and_resume_need_no_imagenet_file(tmp_path, monkeypatch, tiny_cf
 
 def test_encoder_weights_from_a_weakseg_checkpoint(tmp_path, tiny_cfg_path):
     """Start a model from another run's checkpoint (e.g. MR from CT): its encoder tensors are taken as is."""
-    from weakseg.cli import main
     from weakseg.engine.checkpoint import load_checkpoint
     from weakseg.nets import build_network
 
     run = tmp_path / "run"
-    params = "{encoder: resnet18, weights: none, decoder_channels: [16, 8, 8, 8, 8]}"
-    assert (
-        main(
-            [
-                "train",
-                str(tiny_cfg_path),
-                "--set",
-                f"train.run_dir={run}",
-                "--set",
-                "model.network=encoder_unet",
-                "--set",
-                f"model.params={params}",
-                "--set",
-                "train.max_steps=1",
-                "--set",
-                "train.eval_every=1",
-                "--set",
-                "train.save_pictures=false",
-            ]
-        )
-        == 0
-    )
+    assert _train_one_step(tiny_cfg_path, run, "resnet18") == 0
     net = build_network(
         "encoder_unet",
         2,
@@ -182,30 +160,7 @@ def test_train_and_predict_with_every_encoder(encoder, tmp_path, tiny_cfg_path):
     from weakseg.cli import main
 
     run = tmp_path / "run"
-    params = f"{{encoder: {encoder}, weights: none, decoder_channels: [16, 8, 8, 8, 8]}}"
-    assert (
-        main(
-            [
-                "train",
-                str(tiny_cfg_path),
-                "--set",
-                f"train.run_dir={run}",
-                "--set",
-                "model.network=encoder_unet",
-                "--set",
-                f"model.params={params}",
-                "--set",
-                "train.max_steps=1",
-                "--set",
-                "train.eval_every=1",
-                "--set",
-                "train.save_pictures=false",
-                "--set",
-                "train.batch_size=2",
-            ]
-        )
-        == 0
-    )
+    assert _train_one_step(tiny_cfg_path, run, encoder, "train.batch_size=2") == 0
     data = _phantom_folder(tmp_path / "data", n=1)
     assert main(["predict", str(run / "last.pt"), str(data / "images"), str(tmp_path / "out")]) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
@@ -230,3 +185,20 @@ def test_freeze_encoder_bn_keeps_statistics_after_unfreezing(tiny_cfg_path):
     assert torch.equal(bn.running_mean, before) and bn.weight.grad is not None
     with pytest.raises(ValueError, match="freeze_encoder_bn needs a network with an encoder"):
         build_method(load_config(tiny_cfg_path, ["method.params={freeze_encoder_bn: true}"]))
+
+
+def _train_one_step(config, run, encoder: str, *overrides: str) -> int:
+    """``weakseg train`` of a tiny encoder_unet (random init) for one step into ``run``."""
+    from weakseg.cli import main
+
+    params = f"{{encoder: {encoder}, weights: none, decoder_channels: [16, 8, 8, 8, 8]}}"
+    sets = [
+        f"train.run_dir={run}",
+        "model.network=encoder_unet",
+        f"model.params={params}",
+        "train.max_steps=1",
+        "train.eval_every=1",
+        "train.save_pictures=false",
+        *overrides,
+    ]
+    return main(["train", str(config), *[a for s in sets for a in ("--set", s)]])
