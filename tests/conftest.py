@@ -23,3 +23,12 @@ def device() -> torch.device:
 @pytest.fixture
 def tiny_cfg_path() -> Path:
     return REPO / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny batches: one torch thread is fastest and does not fight other jobs for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

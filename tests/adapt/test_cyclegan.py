@@ -21,12 +21,7 @@ TINY = "{ngf: 8, ndf: 8, generator: resnet_6, pool_size: 4"
 MR_TARGET = ["target.phantom_modality=mr", "method.name=cyclegan"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
 def _cfg(tiny_cfg_path, params: str = "", more: tuple[str, ...] = ()):
@@ -197,23 +192,7 @@ def test_cli_trains_and_evaluates_on_the_target_domain(tmp_path, tiny_cfg_path):
     from weakseg.engine.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
-    common = [
-        "--set",
-        "method.name=cyclegan",
-        "--set",
-        "method.params={generator: resnet_6, ngf: 8, ndf: 8}",
-        "--set",
-        "target={phantom_modality: mr}",
-        "--set",
-        f"train.run_dir={run}",
-        "--set",
-        "train.max_steps=2",
-        "--set",
-        "train.eval_every=2",
-        "--set",
-        "train.save_pictures=false",
-    ]
-    assert main(["train", str(tiny_cfg_path), *common]) == 0
+    assert _train_cyclegan(tiny_cfg_path, run, steps=2) == 0
     assert load_checkpoint(run / "best.pt")["config"]["target"]["phantom_modality"] == "mr"
     out = tmp_path / "e.csv"
     assert main(["evaluate", str(run / "best.pt"), "--out", str(out)]) == 0
@@ -227,29 +206,7 @@ def test_translate_writes_a_dataset_the_core_reader_loads(tmp_path, tiny_cfg_pat
     from weakseg.data import build_datasets
 
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(tiny_cfg_path),
-                "--set",
-                "method.name=cyclegan",
-                "--set",
-                "method.params={generator: resnet_6, ngf: 8, ndf: 8}",
-                "--set",
-                "target={phantom_modality: mr}",
-                "--set",
-                f"train.run_dir={run}",
-                "--set",
-                "train.max_steps=1",
-                "--set",
-                "train.eval_every=1",
-                "--set",
-                "train.save_pictures=false",
-            ]
-        )
-        == 0
-    )
+    assert _train_cyclegan(tiny_cfg_path, run, steps=1) == 0
     data = _phantom_folder(tmp_path / "ct", n=2, size=32)
     out = tmp_path / "fake_mr"
     args = ["adapt", "translate", str(run / "last.pt"), "--input", str(data), "--output", str(out)]
@@ -262,3 +219,19 @@ def test_translate_writes_a_dataset_the_core_reader_loads(tmp_path, tiny_cfg_pat
     assert "direction must be one of" in capsys.readouterr().err
     assert len(list((out / "images").iterdir())) == 4  # the failed call left the dataset as it was
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fake_mr.")]
+
+
+def _train_cyclegan(config, run, steps: int) -> int:
+    """``weakseg train`` of a tiny CT->MR phantom CycleGAN + segmenter into ``run``."""
+    from weakseg.cli import main
+
+    sets = [
+        "method.name=cyclegan",
+        "method.params={generator: resnet_6, ngf: 8, ndf: 8}",
+        "target={phantom_modality: mr}",
+        f"train.run_dir={run}",
+        f"train.max_steps={steps}",
+        f"train.eval_every={steps}",
+        "train.save_pictures=false",
+    ]
+    return main(["train", str(config), *[a for s in sets for a in ("--set", s)]])

@@ -15,13 +15,7 @@ NET = "{encoder: resnet18, weights: none, decoder_channels: [16, 8, 8, 8, 8]}"
 ENCODER_UNET = ["model.network=encoder_unet", f"model.params={NET}", "data.phantom_size=64"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches: one thread is fastest and does not fight other jobs for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

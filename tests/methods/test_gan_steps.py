@@ -20,13 +20,7 @@ from weakseg.methods.gan_steps import (
     to_gan_range,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
 class Recorder(nn.Module):

@@ -18,13 +18,7 @@ TWO_DOMAINS = ["target.phantom_modality=mr"]
 TINY: dict[str, str] = {"cyclegan": "{ngf: 8, ndf: 8, generator: resnet_6}"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches: one thread is fastest and does not fight other jobs for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
 @pytest.mark.parametrize("name", METHODS.names())

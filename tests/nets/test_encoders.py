@@ -11,13 +11,7 @@ from weakseg.nets.encoder_unet import input_stats
 TINY_DECODER = (16, 8, 8, 8, 8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches: one thread is fastest and does not fight other jobs for the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
 @pytest.fixture

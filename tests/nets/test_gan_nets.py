@@ -7,13 +7,7 @@ import torch
 
 from weakseg.nets import DISCRIMINATORS, build_discriminator, build_network
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
 GENERATORS = [  # name, params, size_divisor
