@@ -19,8 +19,8 @@ One iteration (``weakseg.methods.gan_steps.gan_update``), with both discriminato
 Images: the data's intensity preset gives ``image_range`` (default [0, 1]); generators work in [-1, 1]
 (tanh output); ``translate`` maps there and back. Optimizers: Adam(lr, (beta1, 0.999)) for G and D; the
 segmenter uses the config's ``optim``. The trainer's ``optim.schedule`` scales every optimizer; CycleGAN's
-"constant, then linear decay to 0" is approximated by ``optim.schedule: linear`` with ``optim.warmup_steps: 0``
-(decay from step 0). CycleGAN does not clip gradients: ``optim.grad_clip: null`` to match it.
+"constant, then linear decay to 0" is ``optim.schedule: constant_linear``. CycleGAN does not clip gradients:
+``optim.grad_clip: null`` to match it.
 
 ``segment: false`` is a pure CycleGAN (for the two-stage route: translate the labeled source with
 ``translate`` and train a segmenter on the result): it has no ``predict`` (``method.predicts`` is False).
@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -271,6 +272,48 @@ class CycleGAN(Method):
             )
         padded, crop = pad_to_divisor(image, generator.size_divisor, mode="replicate")
         return self._from_gan(generator(self._to_gan(padded)))[crop].clamp(self.lo, self.hi)
+
+    @torch.no_grad()
+    def save_pictures(self, datasets: dict, run_dir: Path, step: int, n: int = 3) -> list[Path]:
+        """``translation_step<N>.png``: rows real source -> fake target -> reconstructed source (-> the
+        segmenter on the fake target), then real target -> fake source -> reconstructed target (-> the segmenter
+        on the real target, what is evaluated), for ``n`` fixed slices of each domain (source validation,
+        target validation when present)."""
+        from weakseg.engine.evaluate import predict_logits
+        from weakseg.engine.viz import label_overlay, save_image_grid, scaled_rgb
+
+        s, t = self.source_name, self.target_name
+        rows = []
+        was_training = self.training
+        self.eval()
+        device = next(self.g_st.parameters()).device
+        for a, b, names in ((s, t, ("source_val", "source")), (t, s, ("val", "target"))):
+            data = next((datasets[k] for k in names if k in datasets and len(datasets[k])), None)
+            if data is None:
+                continue
+            picks = sorted({round(i * (len(data) - 1) / max(1, n - 1)) for i in range(n)})
+            for i in picks:
+                real = data[i][Keys.IMAGE][None].to(device)
+                fake = self.translate(real, f"{a}2{b}")
+                rec = self.translate(fake, f"{b}2{a}")
+                panels = [(f"real {a}", real), (f"fake {b}", fake), (f"reconstructed {a}", rec)]
+                row = [(name, scaled_rgb(x[0].float().cpu().numpy(), self.lo, self.hi)) for name, x in panels]
+                if self.predicts:
+                    shown = fake if a == s else real  # the segmenter works on target-modality images
+                    label = predict_logits(self, shown).argmax(1)[0].cpu().numpy()
+                    row.append(
+                        (
+                            f"segmenter on {'fake' if a == s else 'real'} {t}",
+                            label_overlay(shown[0].float().cpu().numpy(), label),
+                        )
+                    )
+                rows.append(row)
+        self.train(was_training)
+        if not rows:
+            return []
+        path = run_dir / f"translation_step{step:06d}.png"
+        save_image_grid(rows, path, f"step {step}: {s} <-> {t}")
+        return [path]
 
     @property
     def size_divisor(self) -> int:

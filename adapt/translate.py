@@ -3,8 +3,8 @@
     weakseg adapt translate runs/cyclegan/last.pt --input ct_data/ --output synthetic_mr/ --direction ct2mr
 
 ``--input`` holds ``images/`` (and ``masks/``, copied unchanged: translation keeps the anatomy). Images are
-normalised with the checkpoint's config for the input domain, translated, and written as 8-bit PNG of the
-[0, 1] data range, with a ``manifest.json``. The dataset appears atomically (built in a temp folder, then
+normalised (and resized, ``data.resize``) with the checkpoint's config for the input domain, translated, and
+written at their input size as 8-bit PNG of the [0, 1] data range, with a ``manifest.json``. The dataset appears atomically (built in a temp folder, then
 renamed); an existing output is refused unless ``overwrite``. Stage 2 is a plain supervised run on it.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -35,6 +36,17 @@ def _domain_cfg(cfg, direction: str, method) -> DataConfig:
     if source_first or cfg.target is None:
         return cfg.data
     return cfg.target
+
+
+def _stored_size(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """A translated (C, h, w) image at the size of its input file (``data.resize`` may have shrunk it), so the
+    copied masks still fit; resampled bilinearly."""
+    with Image.open(path) as f:
+        width, height = f.size
+    if image.shape[1:] == (height, width):
+        return image
+    resized = F.interpolate(torch.from_numpy(image)[None], size=(height, width), mode="bilinear")
+    return resized[0].clamp(0, 1).numpy()
 
 
 def translate_dataset(
@@ -83,6 +95,7 @@ def translate_dataset(
             with torch.no_grad():
                 out = method.translate(batch, direction).clamp(0, 1).cpu().numpy()
             for i, image in zip(idx, out):
+                image = _stored_size(image, records[i].image)
                 pixels = np.round(image * 255).astype(np.uint8)
                 pixels = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
                 Image.fromarray(pixels).save(tmp / "images" / f"{names[i]}.png")

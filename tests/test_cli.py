@@ -182,3 +182,48 @@ def test_augment_preview(tiny_cfg_path, tmp_path, backend, capsys):
     ]
     assert main(args) == 0 and out.stat().st_size > 1000
     assert main(args) == 1 and "--overwrite" in capsys.readouterr().err
+
+
+def test_predict_with_resize_returns_the_input_size(trained, tmp_path):
+    data = _phantom_folder(tmp_path / "data", n=1)
+    out = tmp_path / "pred"
+    args = [
+        "predict",
+        str(trained / "best.pt"),
+        str(data / "images"),
+        str(out),
+        "--set",
+        "data.resize=[16, 16]",
+    ]
+    assert main(args) == 0
+    assert all(np.asarray(Image.open(f)).shape == (32, 32) for f in out.glob("*.png"))
+
+
+def test_demo_adapt_code_path(tmp_path, capsys):
+    small = [
+        "data.phantom_size=32",
+        "data.phantom_cases=4",
+        "data.phantom_slices=2",
+        "data.val_fraction=0.5",
+        "train.max_steps=2",
+        "train.eval_every=2",
+        "model.params={channels: [4, 8, 16], strides: [2, 2], num_res_units: 0}",
+        "train.progress=false",
+    ]
+    args = ["demo", "--adapt", "--out", str(tmp_path)]
+    for s in small:
+        args += ["--set", s]
+    assert main(args) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith("MR validation mean Dice: no adaptation ") and "joint CycleGAN + U-Net" in last
+    (run,) = tmp_path.glob("demo_adapt-*")
+    assert (run / "ct_only" / "best.pt").is_file() and list((run / "joint").glob("translation_step*.png"))
+
+
+def test_demo_adapt_config_mirrors_the_demo():
+    from tests.conftest import REPO
+    from weakseg.cli import DEMO_ADAPT_JOINT
+    from weakseg.config import config_to_dict, load_config
+
+    mirrored = load_config(REPO / "configs" / "demo_adapt.yaml")
+    assert config_to_dict(mirrored) == config_to_dict(load_config(None, DEMO_ADAPT_JOINT))

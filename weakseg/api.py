@@ -12,8 +12,10 @@ import copy
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from weakseg.config import Config, apply_overrides, config_from_dict, set_values
+from weakseg.data.dataset import interp_mode
 from weakseg.engine.checkpoint import load_checkpoint
 from weakseg.engine.evaluate import evaluate_dataset, predict_logits
 from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
@@ -114,6 +116,23 @@ def _out_name(src: Path) -> str:
     return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
 
 
+def _labels_fn(method, resize: list[int] | None, dev: torch.device, amp):
+    """Batch (B,C,...) -> labels (B,...) at the input's size; with ``data.resize`` the network sees resized
+    inputs (as in training) and its logits are resampled back to the input size before the argmax."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[2:])
+        if resize is not None and tuple(resize) != size:
+            x = F.interpolate(x, size=tuple(resize), mode=interp_mode(size, resize))
+            logits = predict_logits(method, x.to(dev), amp).float()
+            logits = F.interpolate(logits, size=size, mode=interp_mode(resize, size))
+        else:
+            logits = predict_logits(method, x.to(dev), amp)
+        return logits.argmax(1).cpu()
+
+    return run
+
+
 def predict(
     checkpoint: str | Path,
     inputs: str | Path,
@@ -143,8 +162,7 @@ def predict(
     written = []
     for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
         image, meta = load_image_for_inference(src, cfg.data)
-        run = lambda x: predict_logits(method, x.to(dev), amp).argmax(1).cpu()  # noqa: E731
-        label = predict_volume_slices(image, meta, run, cfg.data)
+        label = predict_volume_slices(image, meta, _labels_fn(method, cfg.data.resize, dev, amp), cfg.data)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_label(dst, label.numpy(), meta, overwrite=overwrite)
         written.append(dst)

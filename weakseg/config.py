@@ -87,6 +87,11 @@ class DataConfig:
     spacing: list[float] | None = (
         None  # physical voxel size (z, y, x) of a case's stacked slices, for HD95/ASSD
     )
+    # resample every image/mask to this size at load time: [H, W] for slices, [H, W, D] for volumes
+    resize: list[int] | None = None
+    # extra image folders without masks (same format as image_dir) whose images join the "unlabeled" split,
+    # e.g. a challenge's test images for semi-supervised training; their case ids must not clash with root's
+    unlabeled_dirs: list[str] = field(default_factory=list)
 
     @property
     def spatial_dims(self) -> int:
@@ -120,7 +125,8 @@ class OptimConfig:
     weight_decay: float = 1e-4
     momentum: float = 0.99  # sgd only
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    schedule: str = "poly"  # constant | poly | cosine | linear
+    schedule: str = "poly"  # constant | poly | cosine | linear | constant_linear
+    decay_start: float = 0.5  # constant_linear: fraction of the run (after warmup) before the linear decay
     warmup_steps: int = 0
     poly_power: float = 0.9
     grad_clip: float | None = 12.0
@@ -147,6 +153,8 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | fp16 | off
     seed: int = 0
     num_workers: int = 0
+    # batch size per training stream where it differs from batch_size, e.g. {unlabeled: 8} (semi-supervised)
+    stream_batch_sizes: dict[str, int] = field(default_factory=dict)
     run_dir: str = "runs/{name}"
     name: str = "run"
     save_pictures: bool = True
@@ -180,6 +188,7 @@ class Config:
     target: DataConfig | None = None
 
 
+SCHEDULES = ("constant", "poly", "cosine", "linear", "constant_linear")
 TARGET_OWN_KEYS = ("root", "intensity", "splits")  # never inherited by ``target`` from ``data``
 AUGMENT_STREAMS = ("labeled", "unlabeled", "source", "target")
 
@@ -314,13 +323,22 @@ def _validate(cfg: Config, source: str) -> None:
         (t.key_mode in ("max", "min"), f'train.key_mode must be "max" or "min", got "{t.key_mode}"'),
         (t.amp in ("auto", "bf16", "fp16", "off"), f'train.amp must be auto|bf16|fp16|off, got "{t.amp}"'),
         (
-            cfg.optim.schedule in ("constant", "poly", "cosine", "linear"),
-            f'optim.schedule must be constant|poly|cosine|linear, got "{cfg.optim.schedule}"',
+            cfg.optim.schedule in SCHEDULES,
+            f'optim.schedule must be one of {"|".join(SCHEDULES)}, got "{cfg.optim.schedule}"',
+        ),
+        (
+            0.0 <= cfg.optim.decay_start < 1.0,
+            f"optim.decay_start must be in [0, 1) (a fraction of the run), got {cfg.optim.decay_start}",
         ),
     ]
     for ok, msg in checks:
         if not ok:
             raise ConfigError(f"{source}: {msg}")
+    if d.resize is not None and (len(d.resize) != d.spatial_dims or min(d.resize) < 8):
+        raise ConfigError(
+            f"{source}: data.resize must be {d.spatial_dims} sizes >= 8 ({'[H, W]' if d.spatial_dims == 2 else '[H, W, D]'}) "
+            f"for this {d.spatial_dims}D data, got {d.resize}; or null to keep the stored size"
+        )
     for pair in d.swap_labels:
         if len(pair) != 2 or not all(0 < v < d.num_classes for v in pair):
             raise ConfigError(
@@ -332,6 +350,16 @@ def _validate(cfg: Config, source: str) -> None:
         validate_pipeline(cfg.augment.transforms, cfg.augment.backend, d.spatial_dims, d.in_channels)
     except ValueError as e:
         raise ConfigError(f"{source}: {e}") from None
+    for name, size in t.stream_batch_sizes.items():
+        if name not in AUGMENT_STREAMS or not isinstance(size, int) or size < 1:
+            raise ConfigError(
+                f"{source}: train.stream_batch_sizes.{name} = {size!r}: keys are training streams "
+                f"({', '.join(AUGMENT_STREAMS)}) and values batch sizes >= 1"
+            )
+    if d.unlabeled_dirs and d.source not in ("folder", "nifti"):
+        raise ConfigError(
+            f'{source}: data.unlabeled_dirs needs data.source folder or nifti, not "{d.source}"'
+        )
     for name in cfg.augment.streams:
         if name not in AUGMENT_STREAMS:
             raise ConfigError(

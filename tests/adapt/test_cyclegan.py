@@ -221,7 +221,7 @@ def test_translate_writes_a_dataset_the_core_reader_loads(tmp_path, tiny_cfg_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fake_mr.")]
 
 
-def _train_cyclegan(config, run, steps: int) -> int:
+def _train_cyclegan(config, run, steps: int, pictures: bool = False, more: tuple[str, ...] = ()) -> int:
     """``weakseg train`` of a tiny CT->MR phantom CycleGAN + segmenter into ``run``."""
     from weakseg.cli import main
 
@@ -232,6 +232,71 @@ def _train_cyclegan(config, run, steps: int) -> int:
         f"train.run_dir={run}",
         f"train.max_steps={steps}",
         f"train.eval_every={steps}",
-        "train.save_pictures=false",
+        f"train.save_pictures={str(pictures).lower()}",
+        *more,
     ]
     return main(["train", str(config), *[a for s in sets for a in ("--set", s)]])
+
+
+def test_translation_grid_is_saved_at_each_evaluation(tmp_path, tiny_cfg_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    assert _train_cyclegan(tiny_cfg_path, run, steps=2, pictures=True) == 0
+    grid = run / "translation_step000002.png"
+    assert grid.is_file() and Image.open(grid).size[0] > 200
+
+
+def _write_folder(root: Path, channels: int, n_cases: int = 3) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for case in range(n_cases):
+        for z in range(2):
+            shape = (32, 32, 3) if channels == 3 else (32, 32)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(
+                root / "images" / f"mr_p{case}_z{z}.png"
+            )
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "masks" / f"mr_p{case}_z{z}.png")
+    return root
+
+
+@pytest.mark.parametrize("layout", ["empty", "rgb"])
+def test_bad_target_domain_fails_before_the_run_folder_exists(tmp_path, tiny_cfg_path, capsys, layout):
+    from weakseg.cli import main
+
+    target = tmp_path / "mr"
+    if layout == "empty":
+        (target / "images").mkdir(parents=True)
+    else:
+        _write_folder(target, channels=3)
+    run = tmp_path / "run"
+    sets = ["method.name=cyclegan", f"target={{source: folder, root: {target}}}", f"train.run_dir={run}"]
+    assert main(["train", str(tiny_cfg_path), *[a for s in sets for a in ("--set", s)]]) == 1
+    err = capsys.readouterr().err
+    expected = "holds no png" if layout == "empty" else "is colour (RGB) with 3 channel(s)"
+    assert "target" in err and expected in err and str(target / "images") in err
+    assert not run.exists()
+
+
+def test_translate_with_resize_writes_the_input_size_and_rejects_other_channels(
+    tmp_path, tiny_cfg_path, capsys
+):
+    from tests.test_cli import _phantom_folder
+    from weakseg.cli import main
+
+    run = tmp_path / "run"
+    assert _train_cyclegan(tiny_cfg_path, run, steps=1, more=("data.resize=[24, 24]",)) == 0
+    data = _phantom_folder(tmp_path / "ct", n=1, size=32)
+    out = tmp_path / "fake_mr"
+    args = ["adapt", "translate", str(run / "last.pt"), "--input", str(data), "--output", str(out)]
+    assert main(args) == 0
+    from PIL import Image
+
+    assert {Image.open(p).size for p in (out / "images").iterdir()} == {(32, 32)}  # masks/ fit unchanged
+    rgb = _write_folder(tmp_path / "rgb", channels=3, n_cases=1)
+    assert main([*args[:3], "--input", str(rgb), "--output", str(tmp_path / "x")]) == 1
+    assert "3 channel(s)" in capsys.readouterr().err and not (tmp_path / "x").exists()

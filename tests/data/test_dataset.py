@@ -145,3 +145,24 @@ def test_labeled_dataset_needs_masks(make_folder):
     with pytest.raises(DataError, match="labeled=False"):
         SegDataset(records, folder_cfg(root))
     assert Keys.LABEL not in SegDataset(records, folder_cfg(root), labeled=False)[0]
+
+
+def test_resize_resamples_image_by_area_and_label_by_nearest(tmp_path):
+    image = np.zeros((8, 8), np.uint8)
+    image[:4, :4] = 200
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4, :4] = 2
+    write_png(tmp_path / "images" / "p01_z0.png", image)
+    write_png(tmp_path / "masks" / "p01_z0.png", mask)
+    item = build_datasets(folder_cfg(tmp_path, resize=[4, 4]))["labeled"][0]
+    assert item[Keys.IMAGE].shape == (1, 4, 4) and item[Keys.LABEL].shape == (4, 4)
+    assert item[Keys.IMAGE][0, 0, 0].item() == pytest.approx(200 / 255)  # 2x2 blocks averaged
+    assert item[Keys.LABEL].dtype == torch.int64
+    assert item[Keys.LABEL].tolist() == [[2, 2, 0, 0], [2, 2, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_resize_must_match_the_data_dimensionality():
+    from weakseg.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match=r"data.resize must be 2 sizes >= 8 \(\[H, W\]\)"):
+        config_from_dict({"data": {"resize": [64, 64, 64]}})

@@ -148,7 +148,7 @@ def test_wandb_offline_writes_into_run_folder(tiny_cfg_path, tmp_path, monkeypat
     )
 
 
-@pytest.mark.parametrize("schedule", ["constant", "poly", "cosine", "linear"])
+@pytest.mark.parametrize("schedule", ["constant", "poly", "cosine", "linear", "constant_linear"])
 def test_lr_schedules(schedule):
     from weakseg.config import OptimConfig
     from weakseg.engine.schedules import lr_factor
@@ -159,7 +159,9 @@ def test_lr_schedules(schedule):
     end = lr_factor(10, 10, cfg)
     assert end == pytest.approx(1.0 if schedule == "constant" else 0.0)
     mid = lr_factor(6, 10, cfg)
-    expected = {"constant": 1.0, "poly": 0.5**0.9, "cosine": 0.5, "linear": 0.5}[schedule]
+    expected = {"constant": 1.0, "poly": 0.5**0.9, "cosine": 0.5, "linear": 0.5, "constant_linear": 1.0}[
+        schedule
+    ]
     assert mid == pytest.approx(expected)
 
 
@@ -268,3 +270,11 @@ def test_crop_size_must_suit_the_network(tiny_cfg_path, tmp_path):
         ValueError, match=r"crop size \[30, 30\] is not a multiple of the network's size divisor 4"
     ):
         Trainer(cfg, run_dir=tmp_path / "r")
+
+
+def test_constant_then_linear_schedule():
+    from weakseg.config import OptimConfig
+    from weakseg.engine.schedules import lr_factor
+
+    cfg = OptimConfig(schedule="constant_linear", decay_start=0.5)
+    assert [lr_factor(s, 100, cfg) for s in (0, 50, 75, 100)] == pytest.approx([1.0, 1.0, 0.5, 0.0])

@@ -105,7 +105,8 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
 
     Cases are split by ``data.split_seed`` (``val_fraction`` / ``test_fraction`` of the cases), then
     ``labeled_fraction`` of the remaining training cases keep their labels (at least one case); the other
-    training cases form "unlabeled", whose samples carry no label. See ``weakseg.data.splits``.
+    training cases form "unlabeled", whose samples carry no label, together with the images of
+    ``data.unlabeled_dirs``. See ``weakseg.data.splits``.
     """
     records = read_records(cfg)
     if cfg.splits is not None:
@@ -114,9 +115,31 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
         split = split_cases([r.case_id for r in records], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         labeled, unlabeled = labeled_cases(split["train"], cfg.labeled_fraction, cfg.split_seed)
         cases = {"labeled": labeled, "unlabeled": unlabeled, "val": split["val"], "test": split["test"]}
-    return {
-        name: SegDataset(_of_cases(records, cases[name]), cfg, labeled=name != "unlabeled") for name in SPLITS
-    }
+    out = {name: _of_cases(records, cases[name]) for name in SPLITS}
+    out["unlabeled"] += _extra_unlabeled(cfg, {r.case_id for r in records})
+    return {name: SegDataset(out[name], cfg, labeled=name != "unlabeled") for name in SPLITS}
+
+
+def _extra_unlabeled(cfg: DataConfig, known: set[str]) -> list[Record]:
+    """Records of ``data.unlabeled_dirs`` (images only), checked not to share a case id with the main data."""
+    extra: list[Record] = []
+    for folder in cfg.unlabeled_dirs:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise DataError(f"data.unlabeled_dirs: {path} does not exist or is not a folder")
+        if cfg.source == "nifti":
+            records = read_nifti_records(path, None, cfg.case_regex, cfg.slice_axis)
+        else:
+            records = read_folder_records(path, None, cfg.case_regex)
+        clash = sorted({r.case_id for r in records} & known)
+        if clash:
+            raise DataError(
+                f"data.unlabeled_dirs: {path} has case ids that the labeled data also uses ({', '.join(clash[:5])}); "
+                "case ids must be unique across folders: rename the files or set data.case_regex"
+            )
+        known |= {r.case_id for r in records}
+        extra += records
+    return extra
 
 
 def _explicit_splits(splits: dict, known: list[str]) -> dict[str, list[str]]:

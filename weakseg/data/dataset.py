@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from weakseg.config import DataConfig
@@ -30,7 +32,7 @@ from weakseg.data.readers import read_image_file, read_mask_file
 from weakseg.data.records import DataError, Record, few
 from weakseg.keys import Keys
 
-__all__ = ["SegDataset", "modality_hint", "preset_for"]
+__all__ = ["SegDataset", "interp_mode", "modality_hint", "preset_for"]
 
 
 def modality_hint(cfg: DataConfig) -> str | None:
@@ -51,14 +53,31 @@ def preset_for(cfg: DataConfig, array: np.ndarray, path: str | Path, hint: str |
     return resolve_preset(cfg, kind, where=where)
 
 
-def _sample(image: np.ndarray, label: np.ndarray | None, record: Record) -> dict:
-    sample = {
-        Keys.IMAGE: torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
-        Keys.CASE_ID: record.case_id,
-        Keys.NAME: record.name,
-    }
+def interp_mode(src: Sequence[int], dst: Sequence[int]) -> str:
+    """Resampling of intensities from size ``src`` to ``dst``: area averaging when shrinking, else (bi/tri)linear."""
+    if all(d <= s for s, d in zip(src, dst, strict=True)):
+        return "area"
+    return "bilinear" if len(dst) == 2 else "trilinear"
+
+
+def _resize(image: Tensor, label: Tensor | None, size: Sequence[int] | None) -> tuple[Tensor, Tensor | None]:
+    """``data.resize``: the image by ``interp_mode``, the label by nearest neighbour."""
+    if size is None or tuple(image.shape[1:]) == tuple(size):
+        return image, label
+    image = F.interpolate(image[None], size=tuple(size), mode=interp_mode(image.shape[1:], size))[0]
     if label is not None:
-        sample[Keys.LABEL] = torch.from_numpy(np.ascontiguousarray(label))
+        resized = F.interpolate(label[None, None].float(), size=tuple(size), mode="nearest-exact")
+        label = resized[0, 0].to(label.dtype)
+    return image, label
+
+
+def _sample(image: np.ndarray, label: np.ndarray | None, record: Record, cfg: DataConfig) -> dict:
+    img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    lab = None if label is None else torch.from_numpy(np.ascontiguousarray(label))
+    img, lab = _resize(img, lab, cfg.resize)
+    sample = {Keys.IMAGE: img, Keys.CASE_ID: record.case_id, Keys.NAME: record.name}
+    if lab is not None:
+        sample[Keys.LABEL] = lab
     return sample
 
 
@@ -68,7 +87,7 @@ def _load_file(record: Record, cfg: DataConfig, labeled: bool, hint: str | None)
     label = None
     if labeled:
         label = check_label(read_mask_file(record.label), image.shape[1:], record.label, record.image, cfg)
-    return _sample(preset_for(cfg, image, record.image, hint)(image), label, record)
+    return _sample(preset_for(cfg, image, record.image, hint)(image), label, record, cfg)
 
 
 def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: str | None) -> list[dict]:
@@ -98,7 +117,7 @@ def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: 
         else:
             image = np.take(volume, record.slice_index, axis=record.slice_axis + 1)
             lab = None if label is None else np.take(label, record.slice_index, axis=record.slice_axis)
-        samples.append(_sample(preset(image), lab, record))
+        samples.append(_sample(preset(image), lab, record, cfg))
     return samples
 
 

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from weakseg.config import Config, config_to_dict
+from weakseg.data.records import DataError
 from weakseg.engine.checkpoint import (
     CheckpointError,
     atomic_torch_save,
@@ -75,6 +76,15 @@ def load_method_state(method: Method, state: dict, source: str) -> None:
         ) from None
 
 
+_STREAM_HINTS = {
+    "labeled": "check data.labeled_fraction (or data.splits.labeled) and the data folder",
+    "unlabeled": "a semi-supervised method needs unlabeled images: lower data.labeled_fraction (the training "
+    "cases beyond it lose their labels) or add image folders to data.unlabeled_dirs",
+    "source": "check data.labeled_fraction and the source data folder",
+    "target": "check target.root: the target domain's training cases are its images",
+}
+
+
 class Trainer:
     def __init__(
         self,
@@ -114,11 +124,11 @@ class Trainer:
             if name not in datasets or len(datasets[name]) == 0:
                 raise ValueError(
                     f'method "{cfg.method.name}" needs a non-empty "{name}" split, but the data gives '
-                    f"{len(datasets.get(name, []))} samples; check data.labeled_fraction and the data folder"
+                    f"{len(datasets.get(name, []))} samples; {_STREAM_HINTS.get(name, _STREAM_HINTS['labeled'])}"
                 )
             self.streams[name] = BatchStream(
                 datasets[name],
-                t.batch_size,
+                t.stream_batch_sizes.get(name, t.batch_size),
                 t.seed + 1000 * i,
                 t.num_workers,
                 pin,
@@ -127,6 +137,7 @@ class Trainer:
             )
         self._check_key_metric()
         self._check_crop_size()
+        self._probe_datasets()
         self.step = 0
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
@@ -160,6 +171,29 @@ class Trainer:
                     "last.pt or metrics.jsonl); choose another train.run_dir"
                 )
         return None
+
+    def _probe_datasets(self) -> None:
+        """Decode the first and last sample of every training stream and of validation now, so that unreadable files or
+        wrong channel counts (e.g. an RGB target domain for a grey source) fail before the run folder exists."""
+        domain = {"target": "target", "val": "target" if self.cfg.target is not None else "data"}
+        for name in (*self.streams, "val"):
+            dataset = self.datasets.get(name)
+            if dataset is None or len(dataset) == 0:
+                continue
+            try:
+                (
+                    dataset[0],
+                    dataset[len(dataset) - 1],
+                )  # e.g. the unlabeled split ends with data.unlabeled_dirs
+            except (DataError, ValueError, OSError) as e:
+                section = domain.get(name, "data")
+                where = (
+                    ""
+                    if section == "data"
+                    else " (the config's target section; both domains need the same channels: data.* below "
+                    "means target.*)"
+                )
+                raise type(e)(f'the "{name}" split{where}: {e}') from e
 
     def _check_crop_size(self) -> None:
         """A crop is the training input size: it must suit the network (checked now, not at step 1)."""
@@ -334,6 +368,8 @@ class Trainer:
     def _eval_and_checkpoint(self, has_val: bool) -> dict[str, float]:
         t = self.cfg.train
         summary: dict[str, float] = {}
+        if t.save_pictures:
+            self.method.save_pictures(self.datasets, self.run_dir, self.step)
         if has_val:
             summary = self.evaluate()
             self.logger.log({"step": self.step, "split": "val", **summary})

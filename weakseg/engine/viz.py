@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from weakseg.fileio import atomic_write  # noqa: E402
 
-__all__ = ["label_overlay", "save_curves", "save_overlays"]
+__all__ = ["label_overlay", "save_curves", "save_image_grid", "save_overlays", "scaled_rgb"]
 
 _COLORS = (
     np.array(
@@ -116,4 +116,26 @@ def save_pairs_grid(pairs: list[tuple[dict, dict]], path: Path, title: str = "",
             ax.set_title(name, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def scaled_rgb(image: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    """(C,H,W) image in the fixed range [lo, hi] -> (H,W,3) in [0,1]: unlike the per-image contrast stretch of
+    the overlays, intensities stay comparable between panels (e.g. a real and a translated image)."""
+    img = image.transpose(1, 2, 0) if image.shape[0] == 3 else np.repeat(image[0][..., None], 3, axis=-1)
+    return np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def save_image_grid(rows: list[list[tuple[str, np.ndarray]]], path: Path, title: str = "") -> None:
+    """A grid of titled (H,W,3) pictures in [0,1], one list of (title, picture) per row."""
+    n_cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.2 * n_cols, 2.3 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, panels in zip(axes, rows):
+        for ax, (name, pic) in zip(row, panels):
+            ax.imshow(pic)
+            ax.set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     _save(fig, path)

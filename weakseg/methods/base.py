@@ -21,6 +21,7 @@ import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -155,3 +156,9 @@ class Method(nn.Module):
     def size_divisor(self) -> int:
         """Input sizes must be multiples of this for ``predict``; the trainer pads to it."""
         return 1
+
+    def save_pictures(self, datasets: dict, run_dir: Path, step: int) -> list[Path]:
+        """Pictures of this method's own state, saved by the trainer at each evaluation when
+        ``train.save_pictures`` (e.g. CycleGAN's translation grid); returns the files written. The trainer saves
+        prediction overlays and curves for every method itself, so the base method adds nothing."""
+        return []

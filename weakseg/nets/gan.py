@@ -12,7 +12,9 @@ Generators are image-to-image networks registered in ``NETWORKS`` (so they follo
 range (e.g. [0, 1] after the intensity preset) to [-1, 1] and back (``weakseg.methods.gan_steps.to_gan_range``).
 ``output: linear`` leaves it unbounded. Weights are initialised by ``init_weights`` (N(0, 0.02) by default).
 
-Discriminators output a map of patch logits, not a dense image, so they have their own registry:
+Discriminators output logits, not a dense image, so they have their own registry: ``patchgan`` (a map of
+patch logits), ``fcn`` (Hung et al.: a per-pixel logit map at the input size) and ``evaluation`` (DAN: one
+logit per image):
 
     >>> d = build_discriminator("patchgan", in_channels=1)           # 70x70 PatchGAN (n_layers=3)
     >>> d(torch.zeros(2, 1, 64, 64)).shape                            # one logit per overlapping patch
@@ -32,6 +34,8 @@ from weakseg.registry import Registry, check_params
 
 __all__ = [
     "DISCRIMINATORS",
+    "EvaluationNet",
+    "FCDiscriminator",
     "PatchDiscriminator",
     "ResnetGenerator",
     "UnetGenerator",
@@ -278,6 +282,76 @@ def build_patchgan(
 ) -> nn.Module:
     """70x70 PatchGAN with n_layers=3 (pix2pix / CycleGAN default)."""
     return init_weights(PatchDiscriminator(in_channels, ndf, n_layers, norm), init, init_gain)
+
+
+class FCDiscriminator(nn.Module):
+    """Hung et al. 2018's fully convolutional discriminator on class-probability maps: five 4x4 stride-2 convs
+    (ndf, 2ndf, 4ndf, 8ndf, 1) with LeakyReLU(0.2), no normalisation; the logit map is upsampled bilinearly to
+    the input size, so it scores every pixel ("confidence map"). Inputs need H, W >= 32."""
+
+    def __init__(self, in_channels: int, ndf: int = 64) -> None:
+        super().__init__()
+        if ndf < 1:
+            raise ValueError(f"fcn discriminator: ndf must be >= 1, got {ndf}")
+        widths = [in_channels, ndf, ndf * 2, ndf * 4, ndf * 8]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or min(x.shape[2:]) < 32:
+            raise ValueError(f"fcn discriminator expects (B, C, H, W) with H, W >= 32, got {tuple(x.shape)}")
+        return nn.functional.interpolate(
+            self.model(x), size=x.shape[2:], mode="bilinear", align_corners=False
+        )
+
+
+class EvaluationNet(nn.Module):
+    """DAN's evaluation network (Zhang et al. 2017), as an image-level critic: the image and a segmentation
+    (class probabilities) concatenated on channels, ``n_layers`` 4x4 stride-2 convs (ndf doubling, capped at
+    8 ndf) with instance norm and LeakyReLU(0.2), global average pooling and a linear layer: one score logit
+    per (image, segmentation) pair, shape (B, 1). The paper fuses two branches; one early-fused branch keeps
+    the same role with fewer parameters."""
+
+    def __init__(self, in_channels: int, ndf: int = 32, n_layers: int = 4) -> None:
+        super().__init__()
+        if ndf < 1 or n_layers < 1:
+            raise ValueError(f"evaluation net: need ndf >= 1 and n_layers >= 1, got {ndf}, {n_layers}")
+        layers: list[nn.Module] = []
+        width = in_channels
+        for n in range(n_layers):
+            out = ndf * min(2**n, 8)
+            layers += [nn.Conv2d(width, out, 4, stride=2, padding=1)]
+            if n:
+                layers.append(nn.InstanceNorm2d(out, affine=True))
+            layers.append(nn.LeakyReLU(0.2, True))
+            width = out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(width, 1)
+        self.min_size = 2**n_layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or min(x.shape[2:]) < self.min_size:
+            raise ValueError(
+                f"evaluation net expects (B, C, H, W) with H, W >= {self.min_size}, got {tuple(x.shape)}"
+            )
+        return self.head(self.features(x))
+
+
+@DISCRIMINATORS.register("fcn")
+def build_fcn(in_channels: int, ndf: int = 64, init: str = "normal", init_gain: float = 0.02) -> nn.Module:
+    """Per-pixel discriminator of class-probability maps (Hung et al. 2018)."""
+    return init_weights(FCDiscriminator(in_channels, ndf), init, init_gain)
+
+
+@DISCRIMINATORS.register("evaluation")
+def build_evaluation(
+    in_channels: int, ndf: int = 32, n_layers: int = 4, init: str = "normal", init_gain: float = 0.02
+) -> nn.Module:
+    """Image-level critic of (image, segmentation) pairs (DAN, Zhang et al. 2017)."""
+    return init_weights(EvaluationNet(in_channels, ndf, n_layers), init, init_gain)
 
 
 def build_discriminator(name: str, in_channels: int, **params: Any) -> nn.Module:

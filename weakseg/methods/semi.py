@@ -1,0 +1,321 @@
+"""Semi-supervised methods: labeled and unlabeled images in every batch (survey section III-D).
+
+Streams ``labeled`` (``train.batch_size`` samples with labels) and ``unlabeled`` (``train.stream_batch_sizes
+.unlabeled`` samples, default ``train.batch_size``; no label key) come from the core's labeled-fraction split
+plus ``data.unlabeled_dirs``. Only labeled samples reach the supervised loss (``SemiMethod.supervised``).
+
+* ``mean_teacher`` (Tarvainen & Valpola 2017, as in SSL4MIS): an EMA copy of the segmenter (the teacher) sees
+  the unlabeled images with Gaussian noise; the student's softmax is pulled to the teacher's by a mean squared
+  error weighted by ``consistency * exp(-5 (1 - t)^2)``, t = step / ``rampup_steps`` (capped at 1). After each
+  optimizer step, teacher = a * teacher + (1 - a) * student with a = min(1 - 1 / (step + 1), ``ema_decay``)
+  (parameters and floating-point buffers). ``predict_with``: teacher (default) or student.
+* ``dan`` (Zhang et al. 2017, Deep Adversarial Networks): an evaluation network (``evaluation``
+  discriminator) scores (image, segmentation) pairs; it learns to score the segmenter's pairs on labeled images
+  as real and on unlabeled images as fake, and the segmenter minimises its supervised loss plus
+  ``lambda_adv`` times the adversarial loss of its unlabeled pairs (from step ``adv_start``).
+* ``hung`` (Hung et al. 2018): a fully convolutional discriminator (``fcn``) on class-probability maps learns
+  one-hot ground truth as real and predictions (labeled and unlabeled) as fake, per pixel. The segmenter adds
+  ``lambda_adv`` x adversarial loss on labeled predictions, ``lambda_adv_unlabeled`` x the same on unlabeled
+  ones (from ``adv_start``), and from ``semi_start`` on ``lambda_semi`` x cross-entropy against its own argmax
+  on unlabeled pixels whose discriminator confidence sigmoid(D(p)) exceeds ``threshold`` (T in the paper).
+
+The adversarial methods use the shared GAN update (``weakseg.methods.gan_steps``): the discriminator is frozen
+during the segmenter's step and trained afterwards on detached inputs with its own Adam (``d_lr``,
+``d_betas``). The segmenter uses the config's ``optim``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.optim import Adam, Optimizer
+
+from weakseg.config import Config
+from weakseg.keys import Keys
+from weakseg.losses import build_loss
+from weakseg.losses.gan import GANLoss, ImagePool
+from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.gan_steps import (
+    GeneratorOutput,
+    Judge,
+    adversarial_loss,
+    discriminator_step,
+    generator_step,
+)
+from weakseg.methods.supervised import build_segmenter
+from weakseg.nets import build_discriminator
+
+__all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "sigmoid_rampup"]
+
+
+def sigmoid_rampup(step: int, rampup_steps: int) -> float:
+    """exp(-5 (1 - t)^2) with t = step / rampup_steps capped at 1 (Laine & Aila; mean teacher)."""
+    if rampup_steps <= 0:
+        return 1.0
+    t = min(1.0, max(0.0, step / rampup_steps))
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def _check(method: str, key: str, value: Any, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ValueError(f'method "{method}": method.params.{key} must be {expected}, got {value!r}')
+
+
+def _number(method: str, key: str, value: Any, low: float = 0.0, high: float = math.inf) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    _check(method, key, value, ok, f"a number in [{low:g}, {high:g}]")
+    return float(value)
+
+
+def _steps(method: str, key: str, value: Any) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    _check(method, key, value, ok, "an integer >= 0 (a training step)")
+    return value
+
+
+def _logits(out: Tensor | list[Tensor]) -> Tensor:
+    """The full-resolution output (the first one under deep supervision)."""
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def _float(out):
+    return [x.float() for x in out] if isinstance(out, (list, tuple)) else out.float()
+
+
+class SemiMethod(Method):
+    """Shared parts: the segmenter ``net``, its supervised loss on labeled samples only, ``predict``."""
+
+    streams = ("labeled", "unlabeled")
+    name = "semi"
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.optim_cfg = cfg.optim
+        self.num_classes = cfg.data.num_classes
+        self.net = build_segmenter(cfg)
+        self.sup_loss = build_loss(cfg.loss, cfg.data.num_classes)
+
+    def supervised(self, logits: Tensor | list[Tensor], labeled: dict, step: int, max_steps: int) -> Tensor:
+        """The supervised loss: labeled samples only (the unlabeled stream has no label key)."""
+        if hasattr(self.sup_loss, "update"):
+            self.sup_loss.update(step, max_steps)
+        return self.sup_loss(_float(logits), labeled[Keys.LABEL])
+
+    def segmenter_optimizer(self) -> Optimizer:
+        return make_optimizer(self.net.parameters(), self.optim_cfg)
+
+    def predict(self, image: Tensor) -> Tensor:
+        return self.net(image)
+
+    @property
+    def size_divisor(self) -> int:
+        return int(getattr(self.net, "size_divisor", 1))
+
+
+class MeanTeacher(SemiMethod):
+    name = "mean_teacher"
+
+    def __init__(
+        self,
+        cfg: Config,
+        ema_decay: float = 0.99,
+        consistency: float = 1.0,
+        rampup_steps: int | None = None,
+        noise_std: float = 0.1,
+        predict_with: str = "teacher",
+    ) -> None:
+        super().__init__(cfg)
+        n = self.name
+        self.ema_decay = _number(n, "ema_decay", ema_decay, 0.0, 1.0)
+        self.consistency = _number(n, "consistency", consistency)
+        default_rampup = int(0.4 * cfg.train.max_steps)  # SSL4MIS ramps up over ~40% of the run
+        self.rampup_steps = _steps(
+            n, "rampup_steps", default_rampup if rampup_steps is None else rampup_steps
+        )
+        self.noise_std = _number(n, "noise_std", noise_std)
+        _check(n, "predict_with", predict_with, predict_with in ("teacher", "student"), "teacher or student")
+        self.predict_with = predict_with
+        self.teacher = copy.deepcopy(self.net)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        return {"net": self.segmenter_optimizer()}
+
+    def _noisy(self, x: Tensor, step: int) -> Tensor:
+        """x + clamp(N(0, noise_std^2), +-2 noise_std), seeded by the step (exact resume)."""
+        if not self.noise_std:
+            return x
+        g = torch.Generator(device="cpu").manual_seed(7919 * step + 1)
+        noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype) * self.noise_std
+        return x + noise.clamp(-2 * self.noise_std, 2 * self.noise_std)
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        weight = self.consistency * sigmoid_rampup(step, self.rampup_steps)
+        with ctx.autocast():
+            logits_l = self.net(labeled[Keys.IMAGE])
+            student_u = _logits(self.net(unlabeled[Keys.IMAGE])).float().softmax(1)
+            with torch.no_grad():
+                teacher_u = _logits(self.teacher(self._noisy(unlabeled[Keys.IMAGE], step))).float().softmax(1)
+        sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
+        cons = F.mse_loss(student_u, teacher_u)
+        loss = sup + weight * cons
+        ctx.backward(loss, "net", terms={"sup": sup, "consistency": cons})
+        self.update_teacher(step)
+        return {
+            "loss": float(loss.detach()),
+            "sup": float(sup.detach()),
+            "consistency": float(cons.detach()),
+            "consistency_weight": weight,
+        }
+
+    @torch.no_grad()
+    def update_teacher(self, step: int) -> None:
+        """teacher = a * teacher + (1 - a) * student, a = min(1 - 1/(step + 1), ema_decay); integer buffers
+        (BatchNorm's batch counter) are copied."""
+        a = min(1.0 - 1.0 / (step + 1), self.ema_decay)
+        for t, s in zip(self.teacher.parameters(), self.net.parameters(), strict=True):
+            t.mul_(a).add_(s.detach(), alpha=1.0 - a)
+        for t, s in zip(self.teacher.buffers(), self.net.buffers(), strict=True):
+            if t.dtype.is_floating_point:
+                t.mul_(a).add_(s, alpha=1.0 - a)
+            else:
+                t.copy_(s)
+
+    def predict(self, image: Tensor) -> Tensor:
+        return (self.teacher if self.predict_with == "teacher" else self.net)(image)
+
+
+class _Adversarial(SemiMethod):
+    """Segmenter + one discriminator trained with the shared GAN update (vanilla GAN loss = BCE on logits)."""
+
+    def __init__(self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float]) -> None:
+        super().__init__(cfg)
+        n = self.name
+        self.d_lr = _number(n, "d_lr", d_lr, 1e-12)
+        ok = isinstance(d_betas, (list, tuple)) and len(d_betas) == 2 and all(0 <= b < 1 for b in d_betas)
+        _check(n, "d_betas", d_betas, ok, "two numbers in [0, 1)")
+        self.d_betas = (float(d_betas[0]), float(d_betas[1]))
+        self.disc = disc
+        self.gan_loss = GANLoss("vanilla")
+        self.judges = {"D": Judge(self.disc, ImagePool(0))}
+
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        return {
+            "net": self.segmenter_optimizer(),
+            "D": Adam(self.disc.parameters(), self.d_lr, betas=self.d_betas),
+        }
+
+    def _update(self, ctx: StepContext, generator_loss, reals: dict[str, Any]) -> dict[str, float]:
+        """G step (discriminator frozen), then the D step; ``reals`` may be filled by ``generator_loss``."""
+        out = generator_step(ctx, self.judges, generator_loss, "net")
+        d_terms = discriminator_step(ctx, self.judges, reals, out.fakes, self.gan_loss, "D")
+        logs = {k: float(v.detach()) for k, v in {**out.terms, **d_terms}.items()}
+        logs["loss"] = float(out.loss.detach())
+        return logs
+
+
+class DAN(_Adversarial):
+    name = "dan"
+
+    def __init__(
+        self,
+        cfg: Config,
+        lambda_adv: float = 0.1,
+        adv_start: int = 0,
+        ndf: int = 32,
+        n_layers: int = 4,
+        d_lr: float = 1e-4,
+        d_betas: list[float] = (0.9, 0.99),
+    ) -> None:
+        channels = cfg.data.in_channels + cfg.data.num_classes
+        disc = build_discriminator("evaluation", channels, ndf=ndf, n_layers=n_layers)
+        super().__init__(cfg, disc, d_lr, d_betas)
+        self.lambda_adv = _number(self.name, "lambda_adv", lambda_adv)
+        self.adv_start = _steps(self.name, "adv_start", adv_start)
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        x_l, x_u = labeled[Keys.IMAGE], unlabeled[Keys.IMAGE]
+        reals: dict[str, Tensor] = {}
+        weight = self.lambda_adv if step >= self.adv_start else 0.0
+
+        def generator_loss() -> GeneratorOutput:
+            logits_l, logits_u = self.net(x_l), self.net(x_u)
+            sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
+            p_l = _logits(logits_l).float().softmax(1)
+            fake = torch.cat([x_u.float(), _logits(logits_u).float().softmax(1)], 1)
+            reals["D"] = torch.cat([x_l.float(), p_l.detach()], 1)  # labeled pairs: "real" for the evaluator
+            adv = adversarial_loss(self.disc, fake, self.gan_loss)
+            return GeneratorOutput(sup + weight * adv, {"sup": sup, "adv": adv}, {"D": fake})
+
+        return self._update(ctx, generator_loss, reals)
+
+
+class Hung(_Adversarial):
+    name = "hung"
+
+    def __init__(
+        self,
+        cfg: Config,
+        lambda_adv: float = 0.01,
+        lambda_adv_unlabeled: float = 0.001,
+        lambda_semi: float = 0.1,
+        threshold: float = 0.2,
+        adv_start: int = 0,
+        semi_start: int = 0,
+        ndf: int = 64,
+        d_lr: float = 1e-4,
+        d_betas: list[float] = (0.9, 0.99),
+    ) -> None:
+        disc = build_discriminator("fcn", cfg.data.num_classes, ndf=ndf)
+        super().__init__(cfg, disc, d_lr, d_betas)
+        n = self.name
+        self.lambda_adv = _number(n, "lambda_adv", lambda_adv)
+        self.lambda_adv_unlabeled = _number(n, "lambda_adv_unlabeled", lambda_adv_unlabeled)
+        self.lambda_semi = _number(n, "lambda_semi", lambda_semi)
+        self.threshold = _number(n, "threshold", threshold, 0.0, 1.0)
+        self.adv_start = _steps(n, "adv_start", adv_start)
+        self.semi_start = _steps(n, "semi_start", semi_start)
+        self.confident_fraction = 0.0
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        label = labeled[Keys.LABEL]
+        real = F.one_hot(label.long(), self.num_classes).movedim(-1, 1).float()
+        use_u = step >= self.adv_start
+        use_semi = step >= self.semi_start and self.lambda_semi > 0
+
+        def generator_loss() -> GeneratorOutput:
+            logits_l, logits_u = self.net(labeled[Keys.IMAGE]), self.net(unlabeled[Keys.IMAGE])
+            sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
+            p_l = _logits(logits_l).float().softmax(1)
+            main_u = _logits(logits_u).float()
+            p_u = main_u.softmax(1)
+            terms = {"sup": sup, "adv": adversarial_loss(self.disc, p_l, self.gan_loss)}
+            loss = sup + self.lambda_adv * terms["adv"]
+            if use_u:
+                terms["adv_unlabeled"] = adversarial_loss(self.disc, p_u, self.gan_loss)
+                loss = loss + self.lambda_adv_unlabeled * terms["adv_unlabeled"]
+            if use_semi:
+                with torch.no_grad():
+                    confidence = torch.sigmoid(self.disc(p_u.detach()).float())[:, 0]
+                    mask = confidence > self.threshold
+                self.confident_fraction = float(mask.float().mean())
+                pseudo = p_u.detach().argmax(1)
+                ce = F.cross_entropy(main_u, pseudo, reduction="none")
+                terms["semi"] = (ce * mask).sum() / mask.sum().clamp(min=1)
+                loss = loss + self.lambda_semi * terms["semi"]
+            fakes = torch.cat([p_l, p_u], 0) if use_u else p_l
+            return GeneratorOutput(loss, terms, {"D": fakes})
+
+        logs = self._update(ctx, generator_loss, {"D": real})
+        if use_semi:
+            logs["confident_fraction"] = self.confident_fraction
+        return logs
