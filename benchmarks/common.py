@@ -68,15 +68,22 @@ def update_results_md(section: str, body: str) -> None:
     atomic_write_text(RESULTS_MD, text)
 
 
+def _normalised(cfg) -> dict:
+    from weakseg.config import config_to_dict
+
+    return json.loads(json.dumps(config_to_dict(cfg)))
+
+
 def fit_or_reuse(cfg, run_dir: Path) -> dict:
     """Train ``cfg`` in ``run_dir``: reuse a finished run with the same config, resume an unfinished one,
     start over when the config changed. Returns the trainer's summary."""
-    from weakseg.config import config_to_dict
+    from weakseg.config import config_from_dict, config_to_dict
     from weakseg.engine.trainer import Trainer
 
     wanted = json.loads(json.dumps(config_to_dict(cfg)))
     saved = run_dir / "config.json"
-    same = saved.is_file() and json.loads(saved.read_text()) == wanted
+    # read back through the config schema: keys added to weakseg since that run take their defaults
+    same = saved.is_file() and _normalised(config_from_dict(json.loads(saved.read_text()))) == wanted
     summary = run_dir / "summary.json"
     if same and summary.is_file() and json.loads(summary.read_text())["step"] >= cfg.train.max_steps:
         print(f"reusing finished run {run_dir}")

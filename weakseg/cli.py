@@ -1,4 +1,4 @@
-"""``weakseg <subcommand>``: train, evaluate, predict, augment (preview), demo."""
+"""``weakseg <subcommand>``: train, evaluate, predict, augment (preview), adapt, synth, demo."""
 
 from __future__ import annotations
 
@@ -102,6 +102,36 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--direction", help="e.g. ct2mr or mr2ct (default: source to target)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
+    p = sub.add_parser("synth", help="synthetic data: write a dataset from a GAN, check its authenticity")
+    synth_sub = p.add_subparsers(dest="synth_command", required=True)
+    g = synth_sub.add_parser(
+        "generate", help="write images/ + masks/ + manifest.json from a cgan or dual_gan"
+    )
+    g.add_argument("checkpoint")
+    g.add_argument("--n", type=int, required=True, help="number of samples to write")
+    g.add_argument("--out", required=True, help="new dataset folder")
+    g.add_argument("--seed", type=int, default=0, help="noise seed of the sampled label maps (default 0)")
+    g.add_argument("--labels", help="label map PNGs to condition on (needed for a cgan; cycled to --n)")
+    g.add_argument(
+        "--context", help="images/ + masks/ to paint --labels into (cgan with condition label_and_context)"
+    )
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    e = synth_sub.add_parser("evaluate", help="authenticity (real-vs-synthetic classifier) and usefulness")
+    e.add_argument("--real", required=True, help="real dataset root (images/) or image folder")
+    e.add_argument("--synthetic", required=True, help="synthetic dataset root (weakseg synth generate --out)")
+    e.add_argument("--size", type=int, default=64, help="classifier input size (default 64)")
+    e.add_argument("--steps", type=int, default=300, help="classifier training steps (default 300)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--case-regex", default=r"p(\d+)", help="case id in real file names (split by case)")
+    e.add_argument(
+        "--config", help="also train segmenters (real / synthetic / real + synthetic) with this config"
+    )
+    e.add_argument("--runs", default="runs/synth_usefulness", help="run folders of the usefulness segmenters")
+    e.add_argument("--out", help="write the results as JSON here")
+    e.add_argument("--overwrite", action="store_true", help="replace existing usefulness runs / --out")
+    _common(e)
+
     p = sub.add_parser("augment", help="preview a config's augmentation: originals beside augmented samples")
     p.add_argument("config")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
@@ -180,6 +210,49 @@ def _adapt(args) -> int:
     return 0
 
 
+def _synth(args) -> int:
+    if args.synth_command == "generate":
+        from gans.generate import generate_dataset
+
+        out = generate_dataset(
+            args.checkpoint,
+            args.n,
+            args.out,
+            seed=args.seed,
+            labels=args.labels,
+            context=args.context,
+            overwrite=args.overwrite,
+            batch_size=args.batch_size,
+        )
+        print(f"wrote synthetic dataset {out} ({args.n} samples: images/, masks/, manifest.json)")
+        return 0
+    import json
+
+    from gans.checks import authenticity, usefulness
+    from weakseg.config import load_config
+    from weakseg.fileio import atomic_write_text
+
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite or another --out")
+    result = {
+        "authenticity": authenticity(
+            args.real, args.synthetic, args.size, args.steps, args.seed, args.case_regex
+        )
+    }
+    a = result["authenticity"]
+    print(
+        f"authenticity: held-out accuracy {a['accuracy']:.3f}, AUC {a['auc']:.3f} (0.5 = indistinguishable)"
+    )
+    if args.config:
+        cfg = load_config(args.config, [f"data.root={args.real}", *args.overrides])
+        result["usefulness"] = usefulness(cfg, args.synthetic, args.runs, overwrite=args.overwrite)
+        for name, r in result["usefulness"].items():
+            print(f"usefulness: {name:15s} best validation {r['key_metric']} {r['best']:.3f}")
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2))
+    return 0
+
+
 def _augment(args) -> int:
     from weakseg.augment.preview import preview
     from weakseg.config import load_config
@@ -250,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict": _predict,
         "augment": _augment,
         "adapt": _adapt,
+        "synth": _synth,
         "demo": _demo,
     }
     try:
@@ -257,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
         if os.environ.get("WEAKSEG_TRACEBACK"):  # developers: see the whole stack
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -92,6 +92,9 @@ class DataConfig:
     # extra image folders without masks (same format as image_dir) whose images join the "unlabeled" split,
     # e.g. a challenge's test images for semi-supervised training; their case ids must not clash with root's
     unlabeled_dirs: list[str] = field(default_factory=list)
+    # extra labeled datasets (each <root>/<image_dir> + <root>/<mask_dir>, e.g. a synthetic one) whose samples join
+    # the "labeled" split; never used for validation; case ids must not clash with root's
+    extra_labeled_roots: list[str] = field(default_factory=list)
 
     @property
     def spatial_dims(self) -> int:
@@ -356,10 +359,9 @@ def _validate(cfg: Config, source: str) -> None:
                 f"{source}: train.stream_batch_sizes.{name} = {size!r}: keys are training streams "
                 f"({', '.join(AUGMENT_STREAMS)}) and values batch sizes >= 1"
             )
-    if d.unlabeled_dirs and d.source not in ("folder", "nifti"):
-        raise ConfigError(
-            f'{source}: data.unlabeled_dirs needs data.source folder or nifti, not "{d.source}"'
-        )
+    for key in ("unlabeled_dirs", "extra_labeled_roots"):
+        if getattr(d, key) and d.source not in ("folder", "nifti"):
+            raise ConfigError(f'{source}: data.{key} needs data.source folder or nifti, not "{d.source}"')
     for name in cfg.augment.streams:
         if name not in AUGMENT_STREAMS:
             raise ConfigError(

@@ -169,7 +169,7 @@ def test_unlabeled_dirs_join_the_unlabeled_split(tiny_cfg_path, tmp_path):
     assert sets["unlabeled"].case_ids == ["10", "11", "12"] and not sets["unlabeled"].labeled
     clash = _folder(tmp_path / "clash", range(2), masks=False)
     cfg.data.unlabeled_dirs = [str(clash / "images")]
-    with pytest.raises(ValueError, match="case ids that the labeled data also uses"):
+    with pytest.raises(ValueError, match="has case ids that other data also uses"):
         build_datasets(cfg.data)
 
 

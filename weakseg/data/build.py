@@ -106,7 +106,8 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
     Cases are split by ``data.split_seed`` (``val_fraction`` / ``test_fraction`` of the cases), then
     ``labeled_fraction`` of the remaining training cases keep their labels (at least one case); the other
     training cases form "unlabeled", whose samples carry no label, together with the images of
-    ``data.unlabeled_dirs``. See ``weakseg.data.splits``.
+    ``data.unlabeled_dirs``; ``data.extra_labeled_roots`` (e.g. synthetic data) join "labeled". See
+    ``weakseg.data.splits``.
     """
     records = read_records(cfg)
     if cfg.splits is not None:
@@ -116,26 +117,32 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
         labeled, unlabeled = labeled_cases(split["train"], cfg.labeled_fraction, cfg.split_seed)
         cases = {"labeled": labeled, "unlabeled": unlabeled, "val": split["val"], "test": split["test"]}
     out = {name: _of_cases(records, cases[name]) for name in SPLITS}
-    out["unlabeled"] += _extra_unlabeled(cfg, {r.case_id for r in records})
+    known = {r.case_id for r in records}
+    out["labeled"] += _extra(cfg, "extra_labeled_roots", known)
+    out["unlabeled"] += _extra(cfg, "unlabeled_dirs", known)
     return {name: SegDataset(out[name], cfg, labeled=name != "unlabeled") for name in SPLITS}
 
 
-def _extra_unlabeled(cfg: DataConfig, known: set[str]) -> list[Record]:
-    """Records of ``data.unlabeled_dirs`` (images only), checked not to share a case id with the main data."""
+def _extra(cfg: DataConfig, key: str, known: set[str]) -> list[Record]:
+    """Records of ``data.unlabeled_dirs`` (image folders) or ``data.extra_labeled_roots`` (roots with images and
+    masks), checked not to share a case id with the main data or each other (``known`` grows)."""
     extra: list[Record] = []
-    for folder in cfg.unlabeled_dirs:
+    for folder in getattr(cfg, key):
         path = Path(folder).expanduser()
         if not path.is_dir():
-            raise DataError(f"data.unlabeled_dirs: {path} does not exist or is not a folder")
+            raise DataError(f"data.{key}: {path} does not exist or is not a folder")
+        images, masks = (
+            (path, None) if key == "unlabeled_dirs" else (path / cfg.image_dir, path / cfg.mask_dir)
+        )
         if cfg.source == "nifti":
-            records = read_nifti_records(path, None, cfg.case_regex, cfg.slice_axis)
+            records = read_nifti_records(images, masks, cfg.case_regex, cfg.slice_axis)
         else:
-            records = read_folder_records(path, None, cfg.case_regex)
+            records = read_folder_records(images, masks, cfg.case_regex)
         clash = sorted({r.case_id for r in records} & known)
         if clash:
             raise DataError(
-                f"data.unlabeled_dirs: {path} has case ids that the labeled data also uses ({', '.join(clash[:5])}); "
-                "case ids must be unique across folders: rename the files or set data.case_regex"
+                f"data.{key}: {path} has case ids that other data also uses ({', '.join(clash[:5])}); case ids "
+                "must be unique across folders: rename the files or set data.case_regex"
             )
         known |= {r.case_id for r in records}
         extra += records

@@ -14,6 +14,8 @@ METHODS.register_lazy("cyclegan", "adapt.cyclegan:CycleGAN")
 METHODS.register_lazy("mean_teacher", "weakseg.methods.semi:MeanTeacher")
 METHODS.register_lazy("dan", "weakseg.methods.semi:DAN")
 METHODS.register_lazy("hung", "weakseg.methods.semi:Hung")
+METHODS.register_lazy("cgan", "gans.cgan:CGAN")
+METHODS.register_lazy("dual_gan", "gans.dual:DualGAN")
 
 
 def build_method(cfg: Config) -> Method:

@@ -1,0 +1,274 @@
+"""Conditional GAN (pix2pix, Isola et al. 2017): a label map becomes an image (survey section III-A).
+
+Method ``cgan`` (stream ``labeled``): the pix2pix U-Net generator ``G`` maps a condition to an image; a 70x70
+PatchGAN ``D`` judges (condition, image) pairs; G minimises the adversarial loss plus ``lambda_l1`` x L1 to
+the real image. Conditions (``condition``):
+
+* ``label``: the one-hot label map (num_classes channels), Guibas et al.'s second stage.
+* ``label_and_context`` (Mahapatra et al. 2018): the one-hot label map, the image with the labeled structures
+  erased (foreground dilated by ``erase_dilation`` pixels, set to mid-grey) and that erase mask. Trained to
+  repaint the erased structures; at generation an *edited* label map is painted into a real image's context
+  (``generate(label, image, old_label)`` erases the union of the old and the new structures).
+
+Images go through G in [-1, 1] (``image_range`` maps the data range there and back); 1-channel (CT/MR) and
+3-channel (fundus) images alike. ``method.predicts`` is False (no segmenter): the trainer does not evaluate,
+it saves ``synthesis_step<N>.png`` (label -> synthetic -> real) at every ``train.eval_every``. Optimizers
+``G`` and ``D``: Adam(lr, (beta1, 0.999)); the trainer's ``optim.schedule`` scales them (pix2pix:
+``constant_linear``); no gradient clipping in pix2pix (``optim.grad_clip: null``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.optim import Adam, Optimizer
+
+from weakseg.config import Config
+from weakseg.keys import Keys
+from weakseg.losses.gan import GANLoss, ImagePool
+from weakseg.methods.base import Method, StepContext
+from weakseg.methods.gan_steps import (
+    GeneratorOutput,
+    Judge,
+    adversarial_loss,
+    from_gan_range,
+    gan_update,
+    to_gan_range,
+)
+from weakseg.nets import build_discriminator, build_network
+
+__all__ = ["CONDITIONS", "CGAN", "check_label_values", "one_hot"]
+
+CONDITIONS = ("label", "label_and_context")
+
+
+def one_hot(label: Tensor, num_classes: int) -> Tensor:
+    """(B, H, W) integer labels -> (B, num_classes, H, W) float one-hot."""
+    return F.one_hot(label.long(), num_classes).movedim(-1, 1).float()
+
+
+def check_label_values(label: Tensor, num_classes: int, where: str) -> None:
+    """Label maps for a synthesis model must hold classes 0..num_classes-1."""
+    bad = label[(label < 0) | (label >= num_classes)]
+    if bad.numel():
+        found = sorted(int(v) for v in torch.unique(bad)[:10])
+        raise ValueError(
+            f"{where}: label values {found} are outside 0..{num_classes - 1}, the classes this synthesis model "
+            f"was trained on (data.num_classes = {num_classes}); remap the label maps or train on these classes"
+        )
+
+
+class GanParams:
+    """Validation of ``method.params`` shared by the synthesis methods (errors name the method and the key)."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    def fail(self, key: str, expected: str, value: Any) -> None:
+        raise ValueError(f'method "{self.method}": method.params.{key} must be {expected}, got {value!r}')
+
+    def number(self, key: str, value: Any, low: float = 0.0, high: float = math.inf) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+        if not ok:
+            self.fail(key, f"a number in [{low:g}, {high:g}]", value)
+        return float(value)
+
+    def integer(self, key: str, value: Any, low: int) -> int:
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            self.fail(key, f"an integer >= {low}", value)
+        return value
+
+    def choice(self, key: str, value: Any, options: Sequence[str]) -> str:
+        if value not in options:
+            self.fail(key, " | ".join(options), value)
+        return value
+
+    def image_range(self, value: Any) -> tuple[float, float]:
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        )
+        if not ok or value[0] >= value[1]:
+            self.fail(
+                "image_range",
+                "[low, high] with low < high (the data range after the intensity preset)",
+                value,
+            )
+        return float(value[0]), float(value[1])
+
+
+class CGAN(Method):
+    streams = ("labeled",)
+    predicts = False
+    method_name = "cgan"
+
+    def __init__(
+        self,
+        cfg: Config,
+        condition: str = "label",
+        num_downs: int = 7,
+        ngf: int = 64,
+        ndf: int = 64,
+        n_layers_d: int = 3,
+        dropout: float = 0.5,
+        gan_mode: str = "vanilla",
+        lambda_l1: float = 100.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        erase_dilation: int = 5,
+        image_range: Sequence[float] = (0.0, 1.0),
+    ) -> None:
+        super().__init__()
+        p = GanParams(self.method_name)
+        if cfg.data.spatial_dims != 2:
+            raise ValueError(f'method "{self.method_name}" is 2D: set data.slice_axis to synthesise slices')
+        self.condition_kind = p.choice("condition", condition, CONDITIONS)
+        self.gan_mode = p.choice("gan_mode", gan_mode, ("lsgan", "vanilla"))
+        for key, value in dict(num_downs=num_downs, ngf=ngf, ndf=ndf, n_layers_d=n_layers_d).items():
+            p.integer(key, value, 5 if key == "num_downs" else 1)
+        self.erase_dilation = p.integer("erase_dilation", erase_dilation, 0)
+        self.lambda_l1 = p.number("lambda_l1", lambda_l1)
+        self.lr, self.beta1 = p.number("lr", lr, 1e-12), p.number("beta1", beta1, 0.0, 0.999)
+        p.number("dropout", dropout, 0.0, 0.99)
+        self.lo, self.hi = p.image_range(image_range)
+        self.num_classes, self.channels = cfg.data.num_classes, cfg.data.in_channels
+        g_in = self.num_classes + (self.channels + 1 if self.condition_kind == "label_and_context" else 0)
+        self.g = build_network(
+            "unet_generator", 2, g_in, self.channels, num_downs=num_downs, ngf=ngf, dropout=dropout
+        )
+        self.d = build_discriminator("patchgan", g_in + self.channels, ndf=ndf, n_layers=n_layers_d)
+        self.gan_loss = GANLoss(self.gan_mode)
+        self.judges = {"D": Judge(self.d, ImagePool(0))}  # pix2pix: no image pool
+
+    # ------------------------------------------------------------------ conditioning
+    def condition(self, label: Tensor, image: Tensor | None = None, erase: Tensor | None = None) -> Tensor:
+        """The generator's input for ``label`` (B, H, W); with context, ``image`` (data range) outside the
+        erase mask (default: ``label``'s dilated foreground)."""
+        cond = one_hot(label, self.num_classes)
+        if self.condition_kind == "label":
+            return cond
+        if image is None:
+            raise ValueError('condition "label_and_context" needs the context image as well as the label map')
+        mask = self.erase_mask(label > 0 if erase is None else erase)
+        context = to_gan_range(image.float(), self.lo, self.hi) * (1.0 - mask)  # erased -> 0 (mid-grey)
+        return torch.cat([cond, context, mask], 1)
+
+    def erase_mask(self, foreground: Tensor) -> Tensor:
+        """(B, H, W) bool -> (B, 1, H, W) float, dilated by ``erase_dilation`` pixels."""
+        mask = foreground.float()[:, None]
+        if self.erase_dilation:
+            k = 2 * self.erase_dilation + 1
+            mask = F.max_pool2d(mask, k, stride=1, padding=self.erase_dilation)
+        return mask
+
+    @torch.no_grad()
+    def generate(self, label: Tensor, image: Tensor | None = None, old_label: Tensor | None = None) -> Tensor:
+        """Images (B, C, H, W) in the data range for label maps (B, H, W); H, W multiples of the generator's
+        ``size_divisor``. With context, ``image`` is the real image to paint into and ``old_label`` its own
+        label map (the union of old and new structures is erased)."""
+        check_label_values(label, self.num_classes, "generate")
+        div = self.size_divisor
+        if label.ndim != 3 or label.shape[1] % div or label.shape[2] % div:
+            raise ValueError(
+                f"generate expects label maps (B, H, W) with H, W multiples of {div} (the generator's "
+                f"2**num_downs), got shape {tuple(label.shape)}"
+            )
+        erase = None if old_label is None else (label > 0) | (old_label > 0)
+        fake = self.g(self.condition(label, image, erase))
+        return from_gan_range(fake.float(), self.lo, self.hi).clamp(self.lo, self.hi)
+
+    # ------------------------------------------------------------------ the contract
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        betas = (self.beta1, 0.999)
+        return {
+            "G": Adam(self.g.parameters(), self.lr, betas=betas),
+            "D": Adam(self.d.parameters(), self.lr, betas=betas),
+        }
+
+    def cgan_step(self, data: dict, ctx: StepContext, g_opt: str = "G", d_opt: str = "D") -> dict[str, float]:
+        label, image = data[Keys.LABEL], data[Keys.IMAGE]
+        real = to_gan_range(image.float(), self.lo, self.hi)
+        cond = self.condition(label, image)
+
+        def generator_loss() -> GeneratorOutput:
+            fake = self.g(cond)
+            pair = torch.cat([cond, fake], 1)
+            adv = adversarial_loss(self.d, pair, self.gan_loss)
+            l1 = self.lambda_l1 * F.l1_loss(fake.float(), real)
+            return GeneratorOutput(adv + l1, {"adv": adv, "l1": l1}, {"D": pair})
+
+        return gan_update(
+            ctx, self.judges, {"D": torch.cat([cond, real], 1)}, generator_loss, self.gan_loss, g_opt, d_opt
+        )
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        self.check_size(batch["labeled"][Keys.LABEL])
+        return self.cgan_step(batch["labeled"], ctx)
+
+    def check_size(self, label: Tensor) -> None:
+        h, w = label.shape[-2:]
+        if h % self.size_divisor or w % self.size_divisor:
+            raise ValueError(
+                f'method "{self.method_name}": training images are {h}x{w}, but the U-Net generator needs '
+                f"multiples of {self.size_divisor} (2**num_downs): crop (augment crop) or resize (data.resize) "
+                "to such a size, or lower method.params.num_downs"
+            )
+
+    def predict(self, image: Tensor) -> Tensor:
+        raise RuntimeError(
+            f'method "{self.method_name}" synthesises images and has no segmenter: write a dataset with '
+            "`weakseg synth generate CKPT --n N --out DIR` and train a segmenter on it"
+        )
+
+    @property
+    def size_divisor(self) -> int:
+        return int(self.g.size_divisor)
+
+    # ------------------------------------------------------------------ pictures
+    def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, Any]]]:
+        """Rows label -> synthetic -> real for ``n`` fixed training samples (validation when present)."""
+        from weakseg.engine.viz import label_overlay, scaled_rgb
+
+        data = next((datasets[k] for k in ("val", "labeled") if k in datasets and len(datasets[k])), None)
+        if data is None:
+            return []
+        rows = []
+        device = next(self.g.parameters()).device
+        for i in sorted({round(k * (len(data) - 1) / max(1, n - 1)) for k in range(n)}):
+            sample = data[i]
+            label, image = sample[Keys.LABEL][None].to(device), sample[Keys.IMAGE][None].to(device)
+            if label.shape[1] % self.size_divisor or label.shape[2] % self.size_divisor:
+                continue
+            fake = self.generate(label, image)[0].cpu().numpy()
+            real = image[0].float().cpu().numpy()
+            rows.append(
+                [
+                    ("label map", label_overlay(real * 0, label[0].cpu().numpy(), alpha=1.0)),
+                    ("synthetic", scaled_rgb(fake, self.lo, self.hi)),
+                    ("real", scaled_rgb(real, self.lo, self.hi)),
+                ]
+            )
+        return rows
+
+    @torch.no_grad()
+    def save_pictures(self, datasets: dict, run_dir: Path, step: int) -> list[Path]:
+        from weakseg.engine.viz import save_image_grid
+
+        was_training = self.training
+        self.eval()
+        try:
+            rows = self.picture_rows(datasets)
+        finally:
+            self.train(was_training)
+        if not rows:
+            return []
+        path = run_dir / f"synthesis_step{step:06d}.png"
+        save_image_grid(rows, path, f"step {step}: label map -> synthetic image")
+        return [path]

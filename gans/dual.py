@@ -1,0 +1,176 @@
+"""Dual GAN (Guibas et al. 2017): noise -> label map -> image, both stages in one method and one checkpoint.
+
+Method ``dual_gan``: stage 1 is an unconditional GAN of label maps, stage 2 the ``cgan`` of
+``gans/cgan.py`` (all its ``method.params`` apply). Both train at every step on the same labeled batch with
+their own optimizers (``G_label``/``D_label`` and ``G``/``D``), so stage 2 learns from real label maps and
+``generate`` chains them: ``sample_labels`` -> ``generate``.
+
+Stage 1 (hand-written: no library has a label-map GAN): a DCGAN-style generator (``LabelMapGenerator``: z of
+``z_dim`` -> 4x4 -> transposed-conv upsamplings to ``label_size``) outputs class logits; a straight-through
+estimator makes its output exactly one-hot (argmax) in the forward pass, as discrete as the real maps, so the
+critic cannot tell them apart by softness, while gradients flow through the softmax at temperature ``tau``. The critic is
+the image-level ``evaluation`` discriminator (convs + global pooling): organ layouts and vessel trees are
+global structures a patch critic cannot judge. Adam(``label_lr``, (0.5, 0.999)), LSGAN loss by default.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Adam, Optimizer
+
+from gans.cgan import CGAN, GanParams, one_hot
+from weakseg.config import Config
+from weakseg.keys import Keys
+from weakseg.losses.gan import GANLoss, ImagePool
+from weakseg.methods.base import StepContext
+from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
+from weakseg.nets import build_discriminator
+from weakseg.nets.init import init_weights
+
+__all__ = ["DualGAN", "LabelMapGenerator"]
+
+
+class LabelMapGenerator(nn.Module):
+    """z (B, z_dim) -> class logits (B, num_classes, size, size); ``size`` = 4 * 2**k, k >= 1 (DCGAN layout:
+    transposed 4x4 stride-2 convs, batch norm, ReLU; widths halve from ``ngf * 8`` down to ``ngf``)."""
+
+    def __init__(self, z_dim: int, num_classes: int, size: int, ngf: int = 64) -> None:
+        super().__init__()
+        k = (size // 4).bit_length() - 1
+        if size < 8 or 4 * 2**k != size:
+            raise ValueError(f"label map size must be 4 * 2**k (8, 16, ..., 128, 256), got {size}")
+        width = ngf * 2 ** min(k - 1, 3)
+        self.z_dim, self.size = z_dim, size
+        self.stem = nn.Sequential(nn.Linear(z_dim, width * 16), nn.Unflatten(1, (width, 4, 4)))
+        layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(True)]
+        for _ in range(k):
+            out = max(ngf, width // 2)
+            layers += [
+                nn.ConvTranspose2d(width, out, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(True),
+            ]
+            width = out
+        layers.append(nn.Conv2d(width, num_classes, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(self.stem(z))
+
+
+class DualGAN(CGAN):
+    method_name = "dual_gan"
+
+    def __init__(
+        self,
+        cfg: Config,
+        label_size: int = 128,
+        z_dim: int = 128,
+        label_ngf: int = 64,
+        label_ndf: int = 32,
+        label_gan_mode: str = "lsgan",
+        label_lr: float = 2e-4,
+        tau: float = 1.0,
+        **cgan_params,
+    ) -> None:
+        super().__init__(cfg, **cgan_params)
+        p = GanParams(self.method_name)
+        if self.condition_kind != "label":
+            p.fail(
+                "condition",
+                '"label" (sampled label maps have no context image to paint into)',
+                self.condition_kind,
+            )
+        self.label_size = p.integer("label_size", label_size, 8)
+        self.z_dim = p.integer("z_dim", z_dim, 1)
+        self.tau = p.number("tau", tau, 1e-3)
+        self.label_lr = p.number("label_lr", label_lr, 1e-12)
+        mode = p.choice("label_gan_mode", label_gan_mode, ("lsgan", "vanilla"))
+        try:
+            self.label_g = init_weights(
+                LabelMapGenerator(
+                    self.z_dim, self.num_classes, self.label_size, p.integer("label_ngf", label_ngf, 1)
+                ),
+                "normal",
+                0.02,
+            )
+        except ValueError as e:
+            raise ValueError(f'method "{self.method_name}": method.params.label_size: {e}') from None
+        n_layers = max(1, min(6, (self.label_size // 4).bit_length() - 1))  # down to about 4x4
+        self.label_d = build_discriminator(
+            "evaluation", self.num_classes, ndf=p.integer("label_ndf", label_ndf, 1), n_layers=n_layers
+        )
+        self.label_loss = GANLoss(mode)
+        self.noise_seed = cfg.train.seed
+        self.label_judges = {"label": Judge(self.label_d, ImagePool(0))}
+
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        opts = super().configure_optimizers()
+        betas = (0.5, 0.999)
+        opts["G_label"] = Adam(self.label_g.parameters(), self.label_lr, betas=betas)
+        opts["D_label"] = Adam(self.label_d.parameters(), self.label_lr, betas=betas)
+        return opts
+
+    def _sample_one_hot(self, z: Tensor) -> Tensor:
+        """Straight-through sample of the label generator: the one-hot argmax map forward, the tempered softmax's
+        gradient backward (the randomness is z: per-pixel noise would only make speckle)."""
+        soft = (self.label_g(z).float() / self.tau).softmax(1)
+        hard = one_hot(soft.argmax(1), self.num_classes)
+        return hard - soft.detach() + soft
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        data = batch["labeled"]
+        label = data[Keys.LABEL]
+        if tuple(label.shape[-2:]) != (self.label_size, self.label_size):
+            raise ValueError(
+                f'method "dual_gan": the label maps are {tuple(label.shape[-2:])} but method.params.label_size is '
+                f"{self.label_size}: crop or resize the training data to {self.label_size}x{self.label_size} or set "
+                "label_size to the data's size"
+            )
+        logs = self.cgan_step(data, ctx)
+        g = torch.Generator().manual_seed(self.noise_seed * 1_000_003 + step)  # exact on resume
+        z = torch.randn(label.shape[0], self.z_dim, generator=g).to(label.device)
+
+        def generator_loss() -> GeneratorOutput:
+            fake = self._sample_one_hot(z)
+            adv = adversarial_loss(self.label_d, fake, self.label_loss)
+            return GeneratorOutput(adv, {"label_adv": adv}, {"label": fake})
+
+        label_logs = gan_update(
+            ctx,
+            self.label_judges,
+            {"label": one_hot(label, self.num_classes)},
+            generator_loss,
+            self.label_loss,
+            "G_label",
+            "D_label",
+        )
+        logs.update(
+            {k if k.startswith(("label", "D_label")) else f"label_{k}": v for k, v in label_logs.items()}
+        )
+        return logs
+
+    @torch.no_grad()
+    def sample_labels(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` label maps (n, label_size, label_size) int64 from noise drawn with ``generator``."""
+        device = next(self.label_g.parameters()).device
+        z = torch.randn(n, self.z_dim, generator=generator).to(device)
+        return self.label_g(z).argmax(1)
+
+    def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, object]]]:
+        """The cGAN rows, then sampled label maps -> synthetic images (the full noise -> label -> image chain)."""
+        from weakseg.engine.viz import label_overlay, scaled_rgb
+
+        rows = super().picture_rows(datasets, n)
+        labels = self.sample_labels(n, torch.Generator().manual_seed(0))
+        if labels.shape[1] % self.size_divisor == 0:
+            images = self.generate(labels).cpu().numpy()
+            for label, image in zip(labels.cpu().numpy(), images):
+                rows.append(
+                    [
+                        ("sampled label map", label_overlay(image * 0, label, alpha=1.0)),
+                        ("synthetic", scaled_rgb(image, self.lo, self.hi)),
+                    ]
+                )
+        return rows

@@ -1,0 +1,238 @@
+"""Synthetic data on tiny phantoms: one step of each GAN (finite, D frozen in the G step), valid sampled label
+maps, the dataset writer (loads through the core reader, refuses overwrite, bad input, full disk), the
+authenticity and usefulness checks."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from weakseg.cli import main
+from weakseg.config import DataConfig, load_config
+from weakseg.data import build_datasets
+from weakseg.engine.streams import BatchStream
+from weakseg.keys import Keys
+from weakseg.methods import StepContext, build_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = "num_downs: 5, ngf: 8, ndf: 8"
+DUAL = f"{SMALL}, label_size: 32, label_ngf: 8, label_ndf: 8, z_dim: 16"
+
+
+def _cfg(tiny_cfg_path, method: str, params: str, *more: str):
+    return load_config(tiny_cfg_path, [f"method.name={method}", f"method.params={{{params}}}", *more])
+
+
+class RecordingContext(StepContext):
+    def backward(self, loss, opt_name, terms=None):
+        super().backward(loss, opt_name, terms)
+        if opt_name in ("G", "G_label"):
+            disc = self.method.d if opt_name == "G" else self.method.label_d
+            self.frozen_grads = getattr(self, "frozen_grads", []) + [p.grad for p in disc.parameters()]
+
+
+@pytest.mark.parametrize(
+    ("method_name", "params"),
+    [
+        ("cgan", SMALL),
+        ("cgan", f"{SMALL}, condition: label_and_context, erase_dilation: 2"),
+        ("dual_gan", DUAL),
+    ],
+)
+def test_one_step_finite_and_discriminators_frozen(tiny_cfg_path, method_name, params):
+    torch.manual_seed(0)
+    cfg = _cfg(tiny_cfg_path, method_name, params)
+    method = build_method(cfg)
+    ctx = RecordingContext(torch.device("cpu"), method.configure_optimizers(), max_steps=10)
+    ctx.method = method
+    batch = {"labeled": next(BatchStream(build_datasets(cfg.data)["labeled"], 2, seed=0))}
+    logs = method.train_step(batch, 0, ctx)
+    assert {"adv", "l1", "D_D"} <= set(logs) and all(math.isfinite(v) for v in logs.values())
+    assert ctx.frozen_grads and all(g is None for g in ctx.frozen_grads)
+    assert method.predicts is False
+    with pytest.raises(RuntimeError, match="weakseg synth generate"):
+        method.predict(batch["labeled"][Keys.IMAGE])
+    fake = method.generate(batch["labeled"][Keys.LABEL], batch["labeled"][Keys.IMAGE])
+    assert fake.shape == batch["labeled"][Keys.IMAGE].shape and 0 <= fake.min() and fake.max() <= 1
+
+
+def test_dual_gan_samples_valid_label_maps(tiny_cfg_path):
+    torch.manual_seed(0)
+    method = build_method(_cfg(tiny_cfg_path, "dual_gan", DUAL)).eval()
+    a = method.sample_labels(3, torch.Generator().manual_seed(5))
+    b = method.sample_labels(3, torch.Generator().manual_seed(5))
+    assert a.shape == (3, 32, 32) and a.dtype == torch.int64 and torch.equal(a, b)
+    assert 0 <= a.min() and a.max() < 5
+
+
+@pytest.mark.parametrize(
+    ("method_name", "params", "match"),
+    [
+        ("cgan", "condition: labels", "condition must be label | label_and_context"),
+        ("cgan", "lambda_l1: -1", "lambda_l1 must be a number"),
+        ("dual_gan", f"{SMALL}, label_size: 48", "label_size: label map size must be 4 \\* 2\\*\\*k"),
+        ("dual_gan", f"{SMALL}, condition: label_and_context", 'condition must be "label"'),
+    ],
+)
+def test_bad_params(tiny_cfg_path, method_name, params, match):
+    with pytest.raises(ValueError, match=match):
+        build_method(_cfg(tiny_cfg_path, method_name, params))
+
+
+def _train(tiny_cfg_path, run: Path, method_name: str, params: str) -> Path:
+    sets = [
+        f"method.name={method_name}",
+        f"method.params={{{params}}}",
+        f"train.run_dir={run}",
+        "train.max_steps=2",
+    ]
+    assert main(["train", str(tiny_cfg_path), *[a for s in sets for a in ("--set", s)]]) == 0
+    assert list(run.glob("synthesis_step*.png"))
+    return run / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def dual_ckpt(tmp_path_factory):
+    from tests.conftest import REPO
+
+    return _train(REPO / "configs" / "tiny.yaml", tmp_path_factory.mktemp("dual") / "run", "dual_gan", DUAL)
+
+
+def test_generate_writes_a_dataset_the_core_reader_loads(dual_ckpt, tmp_path, capsys):
+    out = tmp_path / "synth"
+    args = ["synth", "generate", str(dual_ckpt), "--n", "5", "--out", str(out), "--seed", "3"]
+    assert main(args) == 0
+    sets = build_datasets(DataConfig(source="folder", root=str(out), val_fraction=0.0))
+    ds = sets["labeled"]
+    assert len(ds) == 5 and len(ds.case_ids) == 5
+    assert (
+        ds[0][Keys.IMAGE].shape == (1, 32, 32)
+        and 0 <= int(ds[0][Keys.LABEL].min()) <= int(ds[0][Keys.LABEL].max()) < 5
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["n"] == 5 and manifest["method"] == "dual_gan"
+    before = (out / "masks" / "synth_p00000.png").read_bytes()
+    assert main(args) == 1 and "--overwrite" in capsys.readouterr().err
+    assert (out / "masks" / "synth_p00000.png").read_bytes() == before
+    again = tmp_path / "again"
+    assert main([*args[:4], "5", "--out", str(again), "--seed", "3"]) == 0
+    assert (again / "masks" / "synth_p00000.png").read_bytes() == before  # same seed, same dataset
+
+
+@pytest.mark.parametrize("n", ["0", "-2"])
+def test_generate_rejects_bad_n(dual_ckpt, tmp_path, capsys, n):
+    assert main(["synth", "generate", str(dual_ckpt), "--n", n, "--out", str(tmp_path / "s")]) == 1
+    assert "--n must be a whole number >= 1" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_generate_rejects_a_checkpoint_that_is_not_a_synthesis_model(tiny_cfg_path, tmp_path, capsys):
+    run = tmp_path / "seg"
+    assert (
+        main(["train", str(tiny_cfg_path), "--set", f"train.run_dir={run}", "--set", "train.max_steps=1"])
+        == 0
+    )
+    assert main(["synth", "generate", str(run / "last.pt"), "--n", "2", "--out", str(tmp_path / "s")]) == 1
+    assert 'holds method "supervised", not a synthesis model' in capsys.readouterr().err
+
+
+def _masks(folder: Path, values: list[int]) -> Path:
+    folder.mkdir(parents=True)
+    for i, v in enumerate(values):
+        m = np.zeros((32, 32), np.uint8)
+        m[8:20, 8:20] = v
+        Image.fromarray(m).save(folder / f"m_{i}.png")
+    return folder
+
+
+def test_cgan_needs_labels_and_checks_their_classes(tiny_cfg_path, tmp_path, capsys):
+    ckpt = _train(tiny_cfg_path, tmp_path / "cgan", "cgan", SMALL)
+    out = tmp_path / "s"
+    assert main(["synth", "generate", str(ckpt), "--n", "2", "--out", str(out)]) == 1
+    assert "pass --labels DIR" in capsys.readouterr().err
+    bad = _masks(tmp_path / "bad", [1, 7])
+    assert main(["synth", "generate", str(ckpt), "--n", "2", "--out", str(out), "--labels", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "m_1.png" in err and "label values [7] are outside 0..4" in err and not out.exists()
+    good = _masks(tmp_path / "good", [1, 4])
+    assert main(["synth", "generate", str(ckpt), "--n", "3", "--out", str(out), "--labels", str(good)]) == 0
+    assert sorted(np.unique(np.asarray(Image.open(out / "masks" / "synth_p00001.png")))) == [0, 4]
+
+
+def test_context_mode_paints_labels_into_real_images(tiny_cfg_path, tmp_path):
+    from tests.test_cli import _phantom_folder
+
+    params = f"{SMALL}, condition: label_and_context, erase_dilation: 1"
+    ckpt = _train(tiny_cfg_path, tmp_path / "ctx", "cgan", params)
+    real = _phantom_folder(tmp_path / "real", n=1, size=32)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for f in (real / "masks").iterdir():
+        m = np.asarray(Image.open(f)).copy()
+        m[2:8, 2:8] = 4  # a new "spleen" in a corner
+        Image.fromarray(m).save(edited / f.name)
+    out = tmp_path / "s"
+    args = ["synth", "generate", str(ckpt), "--n", "2", "--out", str(out), "--labels", str(edited)]
+    assert main(args) == 1  # needs --context
+    assert main([*args, "--context", str(real)]) == 0
+    assert np.asarray(Image.open(out / "masks" / "synth_p00000.png"))[3, 3] == 4
+
+
+def test_full_disk_leaves_no_dataset(dual_ckpt, tmp_path, capsys, monkeypatch):
+    calls = {"n": 0}
+    save = Image.Image.save
+
+    def failing_save(self, fp, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(28, "No space left on device")
+        return save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    out = tmp_path / "s"
+    assert main(["synth", "generate", str(dual_ckpt), "--n", "6", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "nothing was left behind" in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".s.")]
+
+
+def test_authenticity_tells_noise_from_phantoms_and_usefulness_trains_three(tiny_cfg_path, tmp_path, capsys):
+    from tests.test_cli import _phantom_folder
+
+    real = _phantom_folder(tmp_path / "real", n=6, size=32)
+    fake = tmp_path / "fake"
+    (fake / "images").mkdir(parents=True)
+    (fake / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
+            fake / "images" / f"synth_p{i:05d}.png"
+        )
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(fake / "masks" / f"synth_p{i:05d}.png")
+    out = tmp_path / "checks.json"
+    args = [
+        "synth",
+        "evaluate",
+        "--real",
+        str(real),
+        "--synthetic",
+        str(fake),
+        "--size",
+        "32",
+        "--steps",
+        "60",
+    ]
+    args += ["--config", str(tiny_cfg_path), "--runs", str(tmp_path / "runs"), "--out", str(out)]
+    args += ["--set", "data.source=folder", "--set", "data.val_fraction=0.34", "--set", "train.max_steps=2"]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["authenticity"]["accuracy"] >= 0.9 and result["authenticity"]["auc"] >= 0.9
+    assert set(result["usefulness"]) == {"real", "synthetic", "real_synthetic"}
+    assert all(0.0 <= r["best"] <= 1.0 for r in result["usefulness"].values())
+    assert result["usefulness"]["synthetic"]["labeled_real_cases"] == []
