@@ -82,4 +82,15 @@ def test_bad_inputs_and_names() -> None:
         build_network("unet_generator", 2, 1, 1, norm="group")
     with pytest.raises(ValueError, match="num_downs >= 5"):
         build_network("unet_generator", 2, 1, 1, num_downs=3)
-    assert DISCRIMINATORS.names() == ["patchgan"]
+    assert DISCRIMINATORS.names() == ["evaluation", "fcn", "patchgan"]
+
+
+def test_fcn_and_evaluation_discriminators() -> None:
+    fcn = build_discriminator("fcn", 5, ndf=4)
+    assert fcn(torch.zeros(2, 5, 64, 48)).shape == (2, 1, 64, 48)  # one logit per pixel (Hung et al.)
+    with pytest.raises(ValueError, match="H, W >= 32"):
+        fcn(torch.zeros(1, 5, 16, 16))
+    critic = build_discriminator("evaluation", 6, ndf=4, n_layers=3)
+    assert critic(torch.zeros(2, 6, 40, 56)).shape == (2, 1)  # one score per (image, segmentation) pair
+    with pytest.raises(ValueError, match="H, W >= 8"):
+        critic(torch.zeros(1, 6, 4, 4))
