@@ -40,6 +40,7 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 
 from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.losses.gan import GANLoss, ImagePool
@@ -270,7 +271,7 @@ class CycleGAN(Method):
             raise ValueError(
                 f"translate expects a batch (B, C, H, W) of 2D images, got shape {tuple(image.shape)}"
             )
-        padded, crop = pad_to_divisor(image, generator.size_divisor, mode="replicate")
+        padded, crop = pad_to_divisor(image, unwrap(generator).size_divisor, mode="replicate")
         return self._from_gan(generator(self._to_gan(padded)))[crop].clamp(self.lo, self.hi)
 
     @torch.no_grad()
@@ -317,8 +318,8 @@ class CycleGAN(Method):
 
     @property
     def size_divisor(self) -> int:
-        div = self.g_st.size_divisor
-        return math.lcm(div, int(getattr(self.seg, "size_divisor", 1))) if self.predicts else div
+        div = unwrap(self.g_st).size_divisor
+        return math.lcm(div, int(getattr(unwrap(self.seg), "size_divisor", 1))) if self.predicts else div
 
     # ------------------------------------------------------------------ helpers and checkpoint state
     def _to_gan(self, x: Tensor) -> Tensor:

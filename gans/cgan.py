@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 
 from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import Method, StepContext
@@ -145,7 +146,11 @@ class CGAN(Method):
         )
         self.d = build_discriminator("patchgan", g_in + self.channels, ndf=ndf, n_layers=n_layers_d)
         self.gan_loss = GANLoss(self.gan_mode)
-        self.judges = {"D": Judge(self.d, ImagePool(0))}  # pix2pix: no image pool
+        self.pool = ImagePool(0)  # pix2pix: no image pool
+
+    @property
+    def judges(self) -> dict[str, Judge]:
+        return {"D": Judge(self.d, self.pool)}  # built on use: self.d may be DDP-wrapped
 
     # ------------------------------------------------------------------ conditioning
     def condition(self, label: Tensor, image: Tensor | None = None, erase: Tensor | None = None) -> Tensor:
@@ -229,7 +234,7 @@ class CGAN(Method):
 
     @property
     def size_divisor(self) -> int:
-        return int(self.g.size_divisor)
+        return int(unwrap(self.g).size_divisor)
 
     # ------------------------------------------------------------------ pictures
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, Any]]]:

@@ -102,8 +102,12 @@ class DualGAN(CGAN):
             "evaluation", self.num_classes, ndf=p.integer("label_ndf", label_ndf, 1), n_layers=n_layers
         )
         self.label_loss = GANLoss(mode)
+        self.label_pool = ImagePool(0)
         self.noise_seed = cfg.train.seed
-        self.label_judges = {"label": Judge(self.label_d, ImagePool(0))}
+
+    @property
+    def label_judges(self) -> dict[str, Judge]:
+        return {"label": Judge(self.label_d, self.label_pool)}
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         opts = super().configure_optimizers()

@@ -169,8 +169,12 @@ def _train(args) -> int:
             raise SystemExit("weakseg train: give a CONFIG file, or --resume RUN_DIR")
         cfg = load_config(args.config, args.overrides)
         trainer = Trainer(cfg, overwrite=args.overwrite)
-    result = trainer.fit(until=args.until)
-    print(f"run folder: {result['run_dir']}")
+    try:
+        result = trainer.fit(until=args.until)
+    finally:
+        trainer.dist.close()  # torchrun: leave the process group cleanly
+    if trainer.dist.is_main:
+        print(f"run folder: {result['run_dir']}")
     return 0
 
 

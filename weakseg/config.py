@@ -156,6 +156,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | fp16 | off
     seed: int = 0
     num_workers: int = 0
+    sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over all processes (SyncBatchNorm)
     # batch size per training stream where it differs from batch_size, e.g. {unlabeled: 8} (semi-supervised)
     stream_batch_sizes: dict[str, int] = field(default_factory=dict)
     run_dir: str = "runs/{name}"

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from weakseg.config import WandbConfig
 from weakseg.fileio import atomic_write_csv, atomic_write_text
 
-__all__ = ["RunLogger"]
+__all__ = ["NullLogger", "RunLogger"]
 
 
 class RunLogger:
@@ -74,3 +74,18 @@ class RunLogger:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+
+
+class NullLogger:
+    """What ranks other than 0 log to under DDP: nothing."""
+
+    records: list[dict] = []
+
+    def log(self, record: dict, echo: bool = False) -> None:
+        pass
+
+    def truncate(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

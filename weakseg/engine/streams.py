@@ -48,10 +48,12 @@ def pad_collate(divisor: int = 1) -> Callable[[list[dict]], dict]:
 
 
 class _OffsetSampler(Sampler[tuple[int, int]]):
-    """Yields ``(dataset index, draw number k)``; k seeds the sample's augmentation."""
+    """Yields ``(dataset index, draw number k)``; k seeds the sample's augmentation. Sharded (``world`` > 1):
+    only the draws of this ``rank``'s contiguous block of every global batch of ``batch`` draws."""
 
-    def __init__(self, n: int, seed: int, start: int) -> None:
+    def __init__(self, n: int, seed: int, start: int, batch: int = 1, rank: int = 0, world: int = 1) -> None:
         self.n, self.seed, self.start = n, seed, start
+        self.batch, self.rank, self.local = batch, rank, batch // world
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         k = self.start
@@ -61,7 +63,8 @@ class _OffsetSampler(Sampler[tuple[int, int]]):
                 epoch = k // self.n
                 g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
                 perm = torch.randperm(self.n, generator=g).tolist()
-            yield perm[k % self.n], k
+            if (k % self.batch) // self.local == self.rank:
+                yield perm[k % self.n], k
             k += 1
 
 
@@ -105,7 +108,17 @@ class BatchStream:
         pin_memory: bool = False,
         size_divisor: int = 1,
         transform: Callable[[dict, int], dict] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
+        """``batch_size`` is the global batch; with ``shard=(rank, world)`` (DDP) this stream yields the rank's
+        ``batch_size // world`` samples of each global batch, the same samples one process would draw."""
+        rank, world = shard
+        if batch_size % world:
+            raise ValueError(
+                f"the global batch {batch_size} is not divisible by the {world} processes; set a batch size that "
+                f"is a multiple of {world} (train.batch_size / train.stream_batch_sizes are global batches)"
+            )
+        self.rank, self.world = rank, world
         if len(dataset) == 0:
             raise ValueError(
                 "cannot train on an empty dataset split; check data.root and the split fractions"
@@ -119,10 +132,18 @@ class BatchStream:
 
     def _make_iter(self) -> Iterator:
         g = torch.Generator().manual_seed(self.seed + 7919 * self.consumed)
+        sampler = _OffsetSampler(
+            len(self.dataset),
+            self.seed,
+            self.consumed * self.batch_size,
+            self.batch_size,
+            self.rank,
+            self.world,
+        )
         loader = DataLoader(
             self.draws,
-            batch_size=self.batch_size,
-            sampler=_OffsetSampler(len(self.dataset), self.seed, self.consumed * self.batch_size),
+            batch_size=self.batch_size // self.world,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,

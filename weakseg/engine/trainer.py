@@ -7,6 +7,7 @@ It has no method-specific branch: a ``Method`` declares the streams it needs (``
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import random
 import shutil
@@ -26,8 +27,9 @@ from weakseg.engine.checkpoint import (
     load_checkpoint,
     set_rng_state,
 )
+from weakseg.engine.distributed import DistEnv
 from weakseg.engine.evaluate import evaluate_dataset
-from weakseg.engine.loggers import RunLogger
+from weakseg.engine.loggers import NullLogger, RunLogger
 from weakseg.engine.schedules import build_scheduler
 from weakseg.engine.streams import SHAPE_KEY, BatchStream, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
@@ -105,7 +107,9 @@ class Trainer:
 
             datasets = datasets_for(cfg)  # one domain, or source + target for adaptation methods
         self.datasets = datasets
-        self.device = resolve_device(t.device)
+        self.dist = DistEnv.from_env()  # torchrun: rank, world size, local rank
+        self.device = self.dist.device(resolve_device(t.device))
+        self.dist.init(self.device)
         self.amp_dtype = resolve_amp(t.amp, self.device)
         if method is None:
             # a resumed run takes its weights from the checkpoint: no ImageNet file needed to rebuild
@@ -134,6 +138,7 @@ class Trainer:
                 pin,
                 size_divisor=max(1, int(self.method.size_divisor)),
                 transform=sample_aug if name in cfg.augment.streams else None,
+                shard=(self.dist.rank, self.dist.world),
             )
         self._check_key_metric()
         self._check_crop_size()
@@ -141,15 +146,46 @@ class Trainer:
         self.step = 0
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
-        if ckpt is None:  # everything above is validated: only now touch the disk
+        self.dist.barrier()  # every rank has checked the run folder before rank 0 changes it
+        if ckpt is None and self.dist.is_main:  # everything above is validated: only now touch the disk
             if overwrite and self.run_dir.exists():
                 shutil.rmtree(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
-        self.logger = RunLogger(self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None)
+        if self.dist.is_main:
+            self.logger = RunLogger(self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None)
+        else:
+            self.logger = NullLogger()  # rank 0 alone writes metrics, pictures and checkpoints
         if ckpt is not None:
             self._restore(ckpt)
             self.logger.truncate(self.step)
+        if self.dist.enabled:
+            self._distribute()
+
+    def _distribute(self) -> None:
+        """Wrap each trainable network of the method in its own DDP (after the weights are restored)."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if self.cfg.train.sync_batchnorm:
+            if self.device.type != "cuda":
+                raise ValueError(
+                    "train.sync_batchnorm needs CUDA (torch's SyncBatchNorm); set it to false on CPU"
+                )
+            self.method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+
+        # no buffer sync in forward: rank 0 evaluates alone, and a buffer broadcast there would wait forever
+        no_buffer_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DDP).parameters  # newer torch
+            else {"broadcast_buffers": False}
+        )
+
+        def wrap(module: torch.nn.Module) -> torch.nn.Module:
+            unused = self.method.ddp_find_unused
+            return DDP(module, device_ids=ids, find_unused_parameters=unused, **no_buffer_sync)
+
+        self.method.distribute(wrap)
 
     # ------------------------------------------------------------------ run folder and checkpoints
     def _check_run_dir(self, resume: bool, overwrite: bool) -> dict | None:
@@ -222,7 +258,8 @@ class Trainer:
             "config": config_to_dict(self.cfg),
             "method": self.cfg.method.name,
             "step": self.step,
-            "state": self.method.state_dict(),
+            "state": self.method.plain_state_dict(),
+            "world_size": self.dist.world,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -244,10 +281,18 @@ class Trainer:
             s.load_state_dict(ckpt["streams"][k])
         set_rng_state(ckpt["rng"])
         self.step, self.best, self.bad_evals = ckpt["step"], dict(ckpt["best"]), ckpt.get("bad_evals", 0)
+        saved_world = ckpt.get("world_size", 1)
+        if saved_world != self.dist.world and self.dist.is_main:
+            tqdm.write(
+                f"resuming a run of {saved_world} process(es) with {self.dist.world}: the global batch and the "
+                "sample sequence continue unchanged; per-process BatchNorm statistics and batched augmentation "
+                "draws differ from an uninterrupted run"
+            )
 
     def save_checkpoint(self, name: str) -> Path:
         path = self.run_dir / name
-        atomic_torch_save(self.state_dict(), path)
+        if self.dist.is_main:  # written once, by rank 0
+            atomic_torch_save(self.state_dict(), path)
         return path
 
     def _augment_on_device(self, batch: dict[str, dict]) -> None:
@@ -256,7 +301,8 @@ class Trainer:
             return
         for i, name in enumerate(self.streams):
             if name in self.cfg.augment.streams:
-                g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.step * 101 + i)
+                seed = self.cfg.train.seed * 1_000_003 + self.step * 101 + i + 7_919 * self.dist.rank
+                g = torch.Generator().manual_seed(seed)
                 batch[name] = self.batch_aug(batch[name], g)
                 batch[name].pop(SHAPE_KEY, None)  # sizes before augmentation; meaningless after a crop
 
@@ -305,6 +351,7 @@ class Trainer:
             amp_dtype=self.amp_dtype,
             scaler=self.scaler,
             grad_clip=self.cfg.optim.grad_clip,
+            dist=self.dist if self.dist.enabled else None,
         )
         self.method.train()
         sums: dict[str, float] = {}
@@ -314,7 +361,7 @@ class Trainer:
             total=stop,
             initial=self.step,
             desc=t.name,
-            disable=not t.progress,
+            disable=not t.progress or not self.dist.is_main,
             dynamic_ncols=True,
             mininterval=0.5 if sys.stderr.isatty() else 30.0,
         )  # logs stay short when not a terminal
@@ -334,14 +381,16 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + float(v)
                 n_sum += 1
                 if self.step % t.log_every == 0 or self.step == stop:
-                    rec = {"step": self.step, "split": "train", **{k: v / n_sum for k, v in sums.items()}}
+                    means = self.dist.mean({k: v / n_sum for k, v in sums.items()}, self.device)  # over ranks
+                    rec = {"step": self.step, "split": "train", **means}
                     rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
                     self.logger.log(rec)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "split")})
                     sums, n_sum = {}, 0
                 if self.step % t.eval_every == 0 or self.step == t.max_steps:
                     last_val = self._eval_and_checkpoint(has_val)
-                    if t.early_stop_patience and self.bad_evals >= t.early_stop_patience:
+                    early = bool(t.early_stop_patience) and self.bad_evals >= t.early_stop_patience
+                    if self.dist.broadcast_flag(early, self.device):  # rank 0 decides for everyone
                         tqdm.write(
                             f"early stop at step {self.step}: no better {t.key_metric} for "
                             f"{self.bad_evals} evaluations"
@@ -362,12 +411,16 @@ class Trainer:
             f"best_{t.key_metric}": self.best["value"],
             "last": last_val,
         }
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(result, indent=2))
+        if self.dist.is_main:
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(result, indent=2))
+        self.dist.barrier()
         return result
 
     def _eval_and_checkpoint(self, has_val: bool) -> dict[str, float]:
         t = self.cfg.train
         summary: dict[str, float] = {}
+        if not self.dist.is_main:  # rank 0 evaluates, draws and saves; the others wait in broadcast_flag
+            return summary
         if t.save_pictures:
             self.method.save_pictures(self.datasets, self.run_dir, self.step)
         if has_val:

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,6 +69,7 @@ class StepContext:
     amp_dtype: torch.dtype | None = None
     scaler: torch.amp.GradScaler | None = None
     grad_clip: float | None = None
+    dist: Any = None  # weakseg.engine.distributed.DistEnv under torchrun: NaN checks agree across ranks
     _params: dict[str, list[torch.nn.Parameter]] = field(default_factory=dict)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -76,10 +78,16 @@ class StepContext:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        bad = None
         for name, value in terms.items():
             v = float(value.detach())
             if not math.isfinite(v):
-                raise NonFiniteLossError(self.step, name, v)
+                bad = (name, v)
+                break
+        if self.dist is not None and self.dist.any(bad is not None, self.device) and bad is None:
+            bad = ("(a loss term on another process)", float("nan"))  # every rank stops at the same step
+        if bad is not None:
+            raise NonFiniteLossError(self.step, *bad)
 
     def backward(
         self,
@@ -157,8 +165,33 @@ class Method(nn.Module):
         """Input sizes must be multiples of this for ``predict``; the trainer pads to it."""
         return 1
 
+    # DDP: True when some trained parameters get no gradient in some steps (e.g. an encoder frozen at first)
+    ddp_find_unused: bool = False
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> list[str]:
+        """Multi-process training: replace every direct child network with trainable parameters by
+        ``wrap(child)`` (its own ``DistributedDataParallel``); children without them (an EMA teacher, losses)
+        stay as they are. Code that reads a network's attributes (``size_divisor``, ``encoder``) goes through
+        ``weakseg.engine.distributed.unwrap``. Returns the wrapped names."""
+        names = []
+        for name, child in list(self.named_children()):
+            if any(p.requires_grad for p in child.parameters()):
+                setattr(self, name, wrap(child))
+                names.append(name)
+        return names
+
+    def plain_state_dict(self) -> dict:
+        """``state_dict`` with DDP wrappers left out of the keys, so checkpoints load with or without DDP."""
+        wrapped = {n for n, m in self.named_children() if isinstance(m, nn.parallel.DistributedDataParallel)}
+        return {_strip_module(k, wrapped): v for k, v in self.state_dict().items()}
+
     def save_pictures(self, datasets: dict, run_dir: Path, step: int) -> list[Path]:
         """Pictures of this method's own state, saved by the trainer at each evaluation when
         ``train.save_pictures`` (e.g. CycleGAN's translation grid); returns the files written. The trainer saves
         prediction overlays and curves for every method itself, so the base method adds nothing."""
         return []
+
+
+def _strip_module(key: str, wrapped: set[str]) -> str:
+    head, _, rest = key.partition(".")
+    return f"{head}.{rest[len('module.') :]}" if head in wrapped and rest.startswith("module.") else key

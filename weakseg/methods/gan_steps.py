@@ -28,6 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from weakseg.engine.distributed import no_sync
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
 
@@ -106,7 +107,7 @@ def generator_step(
 
     The judges' parameters get no gradient (their ``.grad`` stays as it was) and their ``requires_grad``
     flags are restored afterwards."""
-    with ctx.requires_grad(_nets(judges), False):
+    with ctx.requires_grad(_nets(judges), False), no_sync(_nets(judges)):
         with ctx.autocast():
             out = generator_loss()
         missing = [name for name in judges if name not in out.fakes]

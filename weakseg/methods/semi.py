@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 
 from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.losses.gan import GANLoss, ImagePool
@@ -114,7 +115,7 @@ class SemiMethod(Method):
 
     @property
     def size_divisor(self) -> int:
-        return int(getattr(self.net, "size_divisor", 1))
+        return int(getattr(unwrap(self.net), "size_divisor", 1))
 
 
 class MeanTeacher(SemiMethod):
@@ -204,7 +205,11 @@ class _Adversarial(SemiMethod):
         self.d_betas = (float(d_betas[0]), float(d_betas[1]))
         self.disc = disc
         self.gan_loss = GANLoss("vanilla")
-        self.judges = {"D": Judge(self.disc, ImagePool(0))}
+        self.pool = ImagePool(0)
+
+    @property
+    def judges(self) -> dict[str, Judge]:
+        return {"D": Judge(self.disc, self.pool)}  # built on use: self.disc may be DDP-wrapped
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {

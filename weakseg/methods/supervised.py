@@ -21,6 +21,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
@@ -118,6 +119,7 @@ class Supervised(Method):
         self.freeze_encoder_steps = freeze_encoder_steps
         self.encoder_lr_scale = float(encoder_lr_scale)
         self.has_encoder = _encoder_params(self.net) is not None
+        self.ddp_find_unused = freeze_encoder_steps > 0  # the frozen encoder gets no gradient at first
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         groups = encoder_param_groups(self.net, self.optim_cfg.lr, self.encoder_lr_scale)
@@ -126,7 +128,7 @@ class Supervised(Method):
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         data = batch["labeled"]
         if self.has_encoder:  # a pure function of the step: resume stays exact
-            set_encoder_frozen(self.net, step < self.freeze_encoder_steps, self.freeze_encoder_bn)
+            set_encoder_frozen(unwrap(self.net), step < self.freeze_encoder_steps, self.freeze_encoder_bn)
         if hasattr(self.loss, "update"):
             self.loss.update(step, ctx.max_steps)
         with ctx.autocast():
@@ -140,7 +142,7 @@ class Supervised(Method):
 
     @property
     def size_divisor(self) -> int:
-        return int(getattr(self.net, "size_divisor", 1))
+        return int(getattr(unwrap(self.net), "size_divisor", 1))
 
 
 def _float(logits):
