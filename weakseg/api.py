@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from weakseg.config import Config, apply_overrides, config_from_dict, set_values
 from weakseg.data.dataset import interp_mode
 from weakseg.engine.checkpoint import load_checkpoint
-from weakseg.engine.evaluate import evaluate_dataset, predict_logits
+from weakseg.engine.evaluate import evaluate_dataset, infer_window, predict_logits
 from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
 from weakseg.methods import Method, build_method
 from weakseg.metrics import MetricAccumulator
@@ -92,6 +92,7 @@ def evaluate(
         batch_size=cfg.train.eval_batch_size,
         amp_dtype=resolve_amp(cfg.train.amp, dev),
         progress=progress,
+        window=infer_window(cfg),
     )
     if out_csv is not None:
         acc.write_csv(out_csv)
@@ -116,7 +117,7 @@ def _out_name(src: Path) -> str:
     return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
 
 
-def _labels_fn(method, resize: list[int] | None, dev: torch.device, amp):
+def _labels_fn(method, resize: list[int] | None, dev: torch.device, amp, window=None):
     """Batch (B,C,...) -> labels (B,...) at the input's size; with ``data.resize`` the network sees resized
     inputs (as in training) and its logits are resampled back to the input size before the argmax."""
 
@@ -124,10 +125,10 @@ def _labels_fn(method, resize: list[int] | None, dev: torch.device, amp):
         size = tuple(x.shape[2:])
         if resize is not None and tuple(resize) != size:
             x = F.interpolate(x, size=tuple(resize), mode=interp_mode(size, resize))
-            logits = predict_logits(method, x.to(dev), amp).float()
+            logits = predict_logits(method, x.to(dev), amp, window).float()
             logits = F.interpolate(logits, size=size, mode=interp_mode(resize, size))
         else:
-            logits = predict_logits(method, x.to(dev), amp)
+            logits = predict_logits(method, x.to(dev), amp, window)
         return logits.argmax(1).cpu()
 
     return run
@@ -162,7 +163,9 @@ def predict(
     written = []
     for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
         image, meta = load_image_for_inference(src, cfg.data)
-        label = predict_volume_slices(image, meta, _labels_fn(method, cfg.data.resize, dev, amp), cfg.data)
+        label = predict_volume_slices(
+            image, meta, _labels_fn(method, cfg.data.resize, dev, amp, infer_window(cfg)), cfg.data
+        )
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_label(dst, label.numpy(), meta, overwrite=overwrite)
         written.append(dst)

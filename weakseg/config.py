@@ -95,11 +95,28 @@ class DataConfig:
     # extra labeled datasets (each <root>/<image_dir> + <root>/<mask_dir>, e.g. a synthetic one) whose samples join
     # the "labeled" split; never used for validation; case ids must not clash with root's
     extra_labeled_roots: list[str] = field(default_factory=list)
+    # training patches cut from each sample on the CPU (3D volumes: [H, W, D]); a fraction centred on a
+    # foreground voxel (nnU-Net's oversampling), the rest anywhere; samples smaller than the patch are padded
+    patch_size: list[int] | None = None
+    patch_foreground: float = 0.33
 
     @property
     def spatial_dims(self) -> int:
-        """2 for slices (folders, phantoms, sliced volumes), 3 for whole NIfTI/Decathlon volumes."""
-        return 3 if self.source in ("nifti", "decathlon") and self.slice_axis is None else 2
+        """2 for slices (folders, sliced volumes and phantoms), 3 for whole NIfTI/Decathlon volumes and phantom
+        volumes (``slice_axis: null``)."""
+        return 3 if self.source in ("nifti", "decathlon", "phantom") and self.slice_axis is None else 2
+
+
+@dataclass
+class InferConfig:
+    """Sliding-window inference (evaluation, ``weakseg predict``) for inputs larger than ``roi_size``
+    (default ``data.patch_size``; none: whole inputs at once), MONAI's ``sliding_window_inference``."""
+
+    roi_size: list[int] | None = None
+    overlap: float = 0.5
+    sw_batch_size: int = 4
+    mode: str = "gaussian"  # gaussian | constant blending of overlapping windows
+    stitch_on_cpu_mb: float = 1024.0  # output logits larger than this are stitched in CPU memory
 
 
 @dataclass
@@ -186,6 +203,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
     # Domain adaptation: the unlabeled target domain (its training cases lose their labels; its validation
     # cases are what the run is evaluated on); ``data`` is then the labeled source domain. Keys not given here
     # are taken from ``data`` except the per-domain ones (TARGET_OWN_KEYS), which keep their defaults.
@@ -360,6 +378,19 @@ def _validate(cfg: Config, source: str) -> None:
                 f"{source}: train.stream_batch_sizes.{name} = {size!r}: keys are training streams "
                 f"({', '.join(AUGMENT_STREAMS)}) and values batch sizes >= 1"
             )
+    for key, size in (("data.patch_size", d.patch_size), ("infer.roi_size", cfg.infer.roi_size)):
+        if size is not None and (len(size) != d.spatial_dims or min(size) < 4):
+            raise ConfigError(
+                f"{source}: {key} must be {d.spatial_dims} sizes >= 4 for this {d.spatial_dims}D data, got {size}"
+            )
+    i = cfg.infer
+    if not (0.0 <= i.overlap < 1.0 and i.sw_batch_size >= 1 and i.mode in ("gaussian", "constant")):
+        raise ConfigError(
+            f"{source}: infer needs 0 <= overlap < 1, sw_batch_size >= 1 and mode gaussian|constant, got "
+            f"overlap {i.overlap}, sw_batch_size {i.sw_batch_size}, mode {i.mode!r}"
+        )
+    if not 0.0 <= d.patch_foreground <= 1.0:
+        raise ConfigError(f"{source}: data.patch_foreground must be in [0, 1], got {d.patch_foreground}")
     for key in ("unlabeled_dirs", "extra_labeled_roots"):
         if getattr(d, key) and d.source not in ("folder", "nifti"):
             raise ConfigError(f'{source}: data.{key} needs data.source folder or nifti, not "{d.source}"')

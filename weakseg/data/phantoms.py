@@ -256,6 +256,9 @@ def phantom_records(cfg: DataConfig) -> list[Record]:
     records = []
     for case in range(cfg.phantom_cases):
         cid = f"{cfg.phantom_modality}_p{case:03d}"
+        if cfg.slice_axis is None:  # 3D: the whole (1, slices, H, W) volume is one sample
+            records.append(Record(cid, cid, cid, cid, "phantom", None, None))
+            continue
         records += [
             Record(f"{cid}_z{i:03d}", cid, cid, cid, "phantom", 0, i) for i in range(cfg.phantom_slices)
         ]

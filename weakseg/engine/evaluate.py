@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -10,22 +12,60 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from weakseg.config import Config, InferConfig
 from weakseg.engine.streams import SHAPE_KEY, pad_collate
 from weakseg.keys import Keys
 from weakseg.metrics import MetricAccumulator
 from weakseg.nets import pad_to_divisor
 
-__all__ = ["evaluate_dataset", "predict_logits"]
+__all__ = ["evaluate_dataset", "infer_window", "predict_logits"]
 
 
 @torch.no_grad()
-def predict_logits(method, image: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Logits for a batch (B,C,*spatial), padding each spatial size up to the method's size divisor."""
-    padded, crop = pad_to_divisor(image, max(1, int(method.size_divisor)), mode="replicate")
+def predict_logits(
+    method, image: torch.Tensor, amp_dtype: torch.dtype | None = None, window: InferConfig | None = None
+) -> torch.Tensor:
+    """Logits for a batch (B,C,*spatial), padding each spatial size up to the method's size divisor. With a
+    ``window`` (``infer_window(cfg)``) inputs larger than ``window.roi_size`` go through MONAI's
+    ``sliding_window_inference`` (Gaussian blending by default); logits larger than
+    ``window.stitch_on_cpu_mb`` are accumulated in CPU memory while the windows run on the input's device."""
     ctx = torch.autocast(image.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    roi = None if window is None or window.roi_size is None else tuple(window.roi_size)
+    if roi is not None and any(s > r for s, r in zip(image.shape[2:], roi, strict=True)):
+        from monai.inferers import sliding_window_inference
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return _main(method.predict(x)).float()
+
+        n_classes = _main(run(torch.zeros(1, *image.shape[1:2], *roi, device=image.device))).shape[1]
+        out_mb = image.shape[0] * n_classes * math.prod(image.shape[2:]) * 4 / 2**20
+        with ctx, torch.no_grad():
+            return sliding_window_inference(
+                image,
+                roi,
+                window.sw_batch_size,
+                run,
+                overlap=window.overlap,
+                mode=window.mode,
+                padding_mode="replicate",
+                sw_device=image.device,
+                device=torch.device("cpu") if out_mb > window.stitch_on_cpu_mb else image.device,
+            ).as_subclass(torch.Tensor)
+    padded, crop = pad_to_divisor(image, max(1, int(method.size_divisor)), mode="replicate")
     with ctx:
-        logits = method.predict(padded)
+        logits = _main(method.predict(padded))
     return logits.float()[crop]
+
+
+def _main(logits):
+    """The full-resolution output (the first one when a network returns several, e.g. deep supervision)."""
+    return logits[0] if isinstance(logits, (list, tuple)) else logits
+
+
+def infer_window(cfg: Config) -> InferConfig | None:
+    """``cfg.infer`` with ``roi_size`` defaulting to ``data.patch_size``; None when neither is set."""
+    roi = cfg.infer.roi_size or cfg.data.patch_size
+    return None if roi is None else dataclasses.replace(cfg.infer, roi_size=list(roi))
 
 
 def evaluate_dataset(
@@ -39,6 +79,7 @@ def evaluate_dataset(
     amp_dtype: torch.dtype | None = None,
     n_examples: int = 4,
     progress: bool = False,
+    window: InferConfig | None = None,
 ) -> tuple[MetricAccumulator, list[dict]]:
     """Score ``method`` on every labeled sample of ``dataset``; 2D slices of a case are stacked by name.
 
@@ -61,7 +102,7 @@ def evaluate_dataset(
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             if Keys.LABEL not in batch:
                 raise ValueError("evaluation needs labeled samples; this split has no labels")
-            logits = predict_logits(method, batch[Keys.IMAGE].to(device), amp_dtype)
+            logits = predict_logits(method, batch[Keys.IMAGE].to(device), amp_dtype, window)
             preds = logits.argmax(1).cpu().numpy().astype(np.uint8)
             labels = batch[Keys.LABEL].numpy()
             for i, (case, name) in enumerate(zip(batch[Keys.CASE_ID], batch[Keys.NAME])):

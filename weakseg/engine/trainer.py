@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from weakseg.config import Config, config_to_dict
+from weakseg.data.patches import PatchSampler, compose_sample_transforms
 from weakseg.data.records import DataError
 from weakseg.engine.checkpoint import (
     CheckpointError,
@@ -28,7 +29,7 @@ from weakseg.engine.checkpoint import (
     set_rng_state,
 )
 from weakseg.engine.distributed import DistEnv
-from weakseg.engine.evaluate import evaluate_dataset
+from weakseg.engine.evaluate import evaluate_dataset, infer_window
 from weakseg.engine.loggers import NullLogger, RunLogger
 from weakseg.engine.schedules import build_scheduler
 from weakseg.engine.streams import SHAPE_KEY, BatchStream, move_to_device
@@ -123,6 +124,9 @@ class Trainer:
         from weakseg.augment import build_augmentation
 
         sample_aug, self.batch_aug = build_augmentation(cfg)
+        patches = (
+            PatchSampler(cfg.data.patch_size, cfg.data.patch_foreground) if cfg.data.patch_size else None
+        )
         self.streams = {}
         for i, name in enumerate(self.method.streams):
             if name not in datasets or len(datasets[name]) == 0:
@@ -137,7 +141,9 @@ class Trainer:
                 t.num_workers,
                 pin,
                 size_divisor=max(1, int(self.method.size_divisor)),
-                transform=sample_aug if name in cfg.augment.streams else None,
+                transform=compose_sample_transforms(
+                    patches, sample_aug if name in cfg.augment.streams else None
+                ),
                 shard=(self.dist.rank, self.dist.world),
             )
         self._check_key_metric()
@@ -234,6 +240,15 @@ class Trainer:
     def _check_crop_size(self) -> None:
         """A crop is the training input size: it must suit the network (checked now, not at step 1)."""
         div = max(1, int(self.method.size_divisor))
+        for key, size in (
+            ("data.patch_size", self.cfg.data.patch_size),
+            ("infer.roi_size", self.cfg.infer.roi_size),
+        ):
+            if size is not None and any(int(s) % div for s in size):
+                raise ValueError(
+                    f"{key} {size} is not a multiple of the network's size divisor {div}; use multiples of {div} "
+                    f"(e.g. {[max(div, int(s) // div * div) for s in size]})"
+                )
         for t in self.cfg.augment.transforms:
             if t.get("name") == "crop" and any(int(s) % div for s in t.get("size", [])):
                 raise ValueError(
@@ -318,6 +333,7 @@ class Trainer:
             spacing=d.spacing,
             batch_size=t.eval_batch_size,
             amp_dtype=self.amp_dtype,
+            window=infer_window(self.cfg),
         )
         summary = acc.summary()
         acc.write_csv(self.run_dir / "val_per_case.csv")
