@@ -168,6 +168,10 @@ class BatchStream:
         self._it = None
 
 
-def move_to_device(batch: dict, device: torch.device) -> dict:
+def move_to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    """Tensors to ``device`` (non-blocking from pinned memory on CUDA); 4D images optionally channels-last."""
     non_blocking = device.type == "cuda"
-    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}
+    out = {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if channels_last and Keys.IMAGE in out and out[Keys.IMAGE].ndim == 4:
+        out[Keys.IMAGE] = out[Keys.IMAGE].contiguous(memory_format=torch.channels_last)
+    return out

@@ -117,6 +117,13 @@ class Trainer:
             with pretrained_weights_disabled() if ckpt is not None else contextlib.nullcontext():
                 method = build_method(cfg)
         self.method = method.to(self.device)
+        self.channels_last = t.channels_last and cfg.data.spatial_dims == 2
+        if self.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        if t.compile:
+            for child in self.method.children():
+                if any(True for _ in child.parameters()):
+                    child.compile()  # nn.Module.compile: in place, so state_dict keys stay the same
         self.optimizers = self.method.configure_optimizers()
         self.schedulers = {k: build_scheduler(o, t.max_steps, cfg.optim) for k, o in self.optimizers.items()}
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -383,7 +390,10 @@ class Trainer:
         )  # logs stay short when not a terminal
         try:
             while self.step < stop:
-                batch = {k: move_to_device(next(s), self.device) for k, s in self.streams.items()}
+                batch = {
+                    k: move_to_device(next(s), self.device, self.channels_last)
+                    for k, s in self.streams.items()
+                }
                 self._augment_on_device(batch)
                 ctx.step = self.step
                 logs = self.method.train_step(batch, self.step, ctx)
