@@ -10,6 +10,7 @@ validation Dice per organ and the time into docs/results.md.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 
@@ -17,6 +18,25 @@ from common import REPO, fit_or_reuse, machine, update_results_md, write_json
 
 from weakseg.api import evaluate
 from weakseg.config import load_config
+
+
+def _peak_rss_mb(checkpoint: str, shape: tuple[int, ...], roi: int | None, stitch_mb: float) -> float:
+    """Peak resident memory (MB) of a fresh process that runs inference on a random volume of ``shape``."""
+    code = f"""
+import resource, torch
+from weakseg.api import load_trained
+from weakseg.config import InferConfig
+from weakseg.engine.evaluate import predict_logits
+torch.set_num_threads(1)
+cfg, method, dev = load_trained({checkpoint!r}, device="cpu")
+x = torch.randn(1, 1, *{shape!r})
+window = None if {roi!r} is None else InferConfig(roi_size=[{roi!r}] * 3, sw_batch_size=1, stitch_on_cpu_mb={stitch_mb!r})
+with torch.no_grad():
+    predict_logits(method, x, window=window)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -53,6 +73,12 @@ def main() -> None:
     minutes = (time.perf_counter() - t0) / 60
     acc = evaluate(run_dir / "best.pt", progress=False)
     s = acc.summary()
+    big = (160, 256, 256)  # a volume much larger than a patch
+    memory = {
+        "whole_volume_mb": _peak_rss_mb(str(run_dir / "best.pt"), big, None, 1024.0),
+        "sliding_window_mb": _peak_rss_mb(str(run_dir / "best.pt"), big, p, 0.0),
+        "volume": list(big),
+    }
     cmd = "python benchmarks/phantom3d.py " + " ".join(sys.argv[1:])
     write_json(
         REPO / "benchmarks" / "results" / "phantom3d.json", {"command": cmd, "minutes": minutes, "summary": s}
@@ -65,7 +91,10 @@ def main() -> None:
         f"({minutes:.1f} min including evaluation); whole validation volumes (3 cases) with Gaussian sliding "
         f"windows of {p}^3.\n\n| organ | Dice |\n|---|---|\n"
         + "\n".join(f"| {o} | {s[f'dice/{o}']:.3f} |" for o in organs)
-        + f"\n| **mean** | **{s['mean_dice']:.3f}** |\n"
+        + f"\n| **mean** | **{s['mean_dice']:.3f}** |\n\n"
+        f"Peak memory of inference on a {'x'.join(map(str, big))} volume (fresh process, resident set): whole "
+        f"volume at once {memory['whole_volume_mb']:.0f} MB; sliding windows of {p}^3 (1 at a time, stitched in "
+        f"CPU memory) {memory['sliding_window_mb']:.0f} MB.\n"
     )
     update_results_md("phantom3d", body)
     print(body)
