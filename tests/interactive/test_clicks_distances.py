@@ -1,0 +1,56 @@
+"""Click simulation and distance maps on tiny inputs with hand-checked values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from weakseg.interactive import Click, euclidean_distance, geodesic_distance, next_click, simulate_clicks
+
+
+def test_click_goes_to_the_centre_of_the_largest_error():
+    truth = np.zeros((9, 9), bool)
+    truth[1:6, 1:6] = True  # a 5x5 object
+    pred = np.zeros((9, 9), bool)
+    pred[7:9, 7:9] = True  # a 2x2 false positive, smaller than the 25-pixel miss
+    assert next_click(pred, truth) == Click(3, 3, True)  # centre of the missed object
+    pred = truth.copy()
+    pred[7:9, 0:9] = True  # now an 18-pixel false positive strip is the largest error
+    click = next_click(pred, truth)
+    assert click.foreground is False and click.y in (7, 8)
+    assert next_click(truth, truth) is None
+
+
+def test_simulation_stops_when_perfect():
+    truth = np.zeros((8, 8), bool)
+    truth[2:5, 2:5] = True
+    clicks, results = simulate_clicks(np.zeros_like(truth), truth, 5, lambda cs: truth)
+    assert clicks == [Click(3, 3, True)] and len(results) == 2 and results[-1].sum() == 9
+
+
+def test_euclidean_distance_hand_values():
+    seeds = np.zeros((3, 4), bool)
+    seeds[0, 0] = True
+    d = euclidean_distance(seeds)
+    assert d[0, 0] == 0 and d[0, 3] == 3 and d[2, 2] == pytest.approx(math.sqrt(8))
+    assert torch.isinf(euclidean_distance(np.zeros((2, 2), bool))).all()
+
+
+def test_geodesic_distance_hand_values():
+    image = torch.zeros(1, 3, 5)
+    seeds = torch.zeros(3, 5, dtype=torch.bool)
+    seeds[1, 0] = True
+    flat = geodesic_distance(image, seeds, lamb=1.0)
+    assert flat[1, 4] == pytest.approx(4.0) and flat[0, 1] == pytest.approx(
+        math.sqrt(2)
+    )  # chamfer on a flat image
+    image[0, :, 2] = 10.0  # a bright wall in column 2: crossing it costs two steps of intensity 10
+    wall = geodesic_distance(image, seeds, lamb=1.0)
+    assert wall[1, 1] == pytest.approx(1.0)
+    assert wall[1, 4] == pytest.approx(2 + 2 * math.sqrt(1 + 100), rel=1e-5)  # in and out of the wall
+    assert geodesic_distance(image, seeds, lamb=0.0)[1, 4] == pytest.approx(4.0)  # lamb 0: spatial only
+    with pytest.raises(ValueError, match="expects image"):
+        geodesic_distance(image[0], seeds)

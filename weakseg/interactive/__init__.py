@@ -1,0 +1,7 @@
+"""Interactive segmentation (survey section III-C): simulated clicks and their distance maps, the inputs of a
+refinement network that corrects a first segmentation (DeepIGeoS)."""
+
+from weakseg.interactive.clicks import Click, next_click, simulate_clicks
+from weakseg.interactive.distances import euclidean_distance, geodesic_distance
+
+__all__ = ["Click", "euclidean_distance", "geodesic_distance", "next_click", "simulate_clicks"]
