@@ -54,3 +54,5 @@ def test_geodesic_distance_hand_values():
     assert geodesic_distance(image, seeds, lamb=0.0)[1, 4] == pytest.approx(4.0)  # lamb 0: spatial only
     with pytest.raises(ValueError, match="expects image"):
         geodesic_distance(image[0], seeds)
+    batch = geodesic_distance(torch.stack([torch.zeros(1, 3, 5), image]), torch.stack([seeds, seeds]))
+    assert torch.equal(batch[0], flat) and torch.equal(batch[1], wall)  # a batch = its maps one by one

@@ -32,49 +32,51 @@ def euclidean_distance(seeds: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def _sweep(dist: torch.Tensor, image: torch.Tensor, lamb: float) -> torch.Tensor:
-    """One top-down pass: row i takes min over its three upper neighbours (and itself)."""
-    h = dist.shape[0]
-    rows = list(dist)
-    inf = torch.full_like(rows[0][:1], math.inf)
-    for i in range(1, h):
-        prev, cur = rows[i - 1], rows[i]
-        for shift, ds in ((-1, math.sqrt(2.0)), (0, 1.0), (1, math.sqrt(2.0))):
-            if shift == 0:
-                p_dist, p_img = prev, image[:, i - 1]
-            elif shift == -1:  # neighbour at column j - 1
-                p_dist = torch.cat([inf, prev[:-1]])
-                p_img = torch.cat([image[:, i - 1, :1], image[:, i - 1, :-1]], 1)
-            else:  # neighbour at column j + 1
-                p_dist = torch.cat([prev[1:], inf])
-                p_img = torch.cat([image[:, i - 1, 1:], image[:, i - 1, -1:]], 1)
-            d_i = (image[:, i] - p_img).pow(2).sum(0)
-            cur = torch.minimum(cur, p_dist + torch.sqrt(ds * ds + lamb * lamb * d_i))
+    """One top-down pass over a batch: dist (B, H, W), image (B, C, H, W); row i takes the min over its three
+    upper neighbours (and itself), for every map of the batch at once."""
+    rows = list(dist.unbind(1))  # H tensors of (B, W)
+    inf = torch.full_like(rows[0][:, :1], math.inf)
+    for i in range(1, len(rows)):
+        prev, cur, up, here = rows[i - 1], rows[i], image[:, :, i - 1], image[:, :, i]
+        neighbours = (
+            (torch.cat([inf, prev[:, :-1]], 1), torch.cat([up[..., :1], up[..., :-1]], -1), 2.0),  # j - 1
+            (prev, up, 1.0),  # j
+            (torch.cat([prev[:, 1:], inf], 1), torch.cat([up[..., 1:], up[..., -1:]], -1), 2.0),  # j + 1
+        )
+        for p_dist, p_img, ds2 in neighbours:
+            d_i = (here - p_img).pow(2).sum(1)
+            cur = torch.minimum(cur, p_dist + torch.sqrt(ds2 + lamb * lamb * d_i))
         rows[i] = cur
-    return torch.stack(rows)
+    return torch.stack(rows, 1)
 
 
 def geodesic_distance(
     image: torch.Tensor, seeds: torch.Tensor, lamb: float = 1.0, iterations: int = 2
 ) -> torch.Tensor:
-    """Geodesic distance (H, W) from the ``True`` pixels of ``seeds`` (H, W) over ``image`` (C, H, W)."""
-    if image.ndim != 3 or tuple(seeds.shape) != tuple(image.shape[1:]):
+    """Geodesic distance from the ``True`` pixels of ``seeds`` over ``image``: (C, H, W) + (H, W) -> (H, W),
+    or a batch (B, C, H, W) + (B, H, W) -> (B, H, W) computed together."""
+    single = image.ndim == 3
+    if single:
+        image, seeds = image[None], seeds[None]
+    if image.ndim != 4 or tuple(seeds.shape) != (image.shape[0], *image.shape[2:]):
+        shape = tuple(image[0].shape) if single else tuple(image.shape)
         raise ValueError(
-            f"geodesic_distance expects image (C, H, W) and seeds (H, W), got {tuple(image.shape)} and "
-            f"{tuple(seeds.shape)}"
+            "geodesic_distance expects image (C, H, W) with seeds (H, W), or (B, C, H, W) with (B, H, W), got "
+            f"{shape} and {tuple(seeds[0].shape) if single else tuple(seeds.shape)}"
         )
     image = image.float()
     dist = torch.where(seeds.bool().to(image.device), 0.0, math.inf).float()
-    if not bool(seeds.any()):
-        return dist
-    for _ in range(iterations):
-        for flip_rows, transpose in ((False, False), (True, False), (False, True), (True, True)):
-            img, d = image, dist
-            if transpose:
-                img, d = img.transpose(1, 2), d.t()
-            if flip_rows:
-                img, d = img.flip(1), d.flip(0)
-            d = _sweep(d, img, lamb)
-            if flip_rows:
-                d = d.flip(0)
-            dist = d.t() if transpose else d
-    return dist.contiguous()
+    if bool(seeds.any()):
+        for _ in range(iterations):
+            for flip_rows, transpose in ((False, False), (True, False), (False, True), (True, True)):
+                img, d = image, dist
+                if transpose:
+                    img, d = img.transpose(2, 3), d.transpose(1, 2)
+                if flip_rows:
+                    img, d = img.flip(2), d.flip(1)
+                d = _sweep(d, img, lamb)
+                if flip_rows:
+                    d = d.flip(1)
+                dist = d.transpose(1, 2) if transpose else d
+    dist = dist.contiguous()
+    return dist[0] if single else dist
