@@ -1,5 +1,5 @@
-"""Interactive segmentation (survey section III-C): simulated clicks and their distance maps, the inputs of a
-refinement network that corrects a first segmentation (DeepIGeoS)."""
+"""Interactive segmentation (survey section III-C): simulated clicks and their distance maps, and the ``refine``
+method, a network that corrects a first segmentation from clicks (DeepIGeoS)."""
 
 from weakseg.interactive.clicks import Click, next_click, simulate_clicks
 from weakseg.interactive.distances import euclidean_distance, geodesic_distance

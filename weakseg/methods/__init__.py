@@ -16,6 +16,7 @@ METHODS.register_lazy("dan", "weakseg.methods.semi:DAN")
 METHODS.register_lazy("hung", "weakseg.methods.semi:Hung")
 METHODS.register_lazy("cgan", "gans.cgan:CGAN")
 METHODS.register_lazy("dual_gan", "gans.dual:DualGAN")
+METHODS.register_lazy("refine", "weakseg.interactive.refine:Refine")
 
 
 def build_method(cfg: Config) -> Method:

@@ -1,0 +1,243 @@
+"""Click-based refinement (DeepIGeoS' R-Net, Wang et al. 2019), method ``refine``: a network corrects a first
+segmentation of one target class from the image, that segmentation and distance maps of the user's
+foreground and background clicks.
+
+Input channels: the image, the first result's probability of the target class, ``exp(-d_fg / scale)`` and
+``exp(-d_bg / scale)`` (d: geodesic or Euclidean distance to the nearest foreground / background click, 1 at a
+click, 0 without clicks); output: background / target logits.
+
+Training (stream ``labeled``), per sample and seeded by the step: a target class present in the label (class 1
+for an empty label), the first result (``initial``: any weakseg segmentation checkpoint, run frozen; or, with
+none, the ground truth corrupted by a random erosion or dilation and a dropped or added blob), then 0 to
+``max_clicks`` simulated clicks: each goes to the centre of the largest remaining error region
+(``weakseg.interactive.clicks.next_click``), which then counts as corrected for the next click. The loss is the
+config's loss on the binary target. The first network is part of the checkpoint, so ``weakseg serve`` and the
+evaluation need nothing else. ``method.predicts`` is False: the trainer does not score it; evaluation is the
+clicks-vs-Dice curve of ``benchmarks/interactive.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+from torch.optim import Optimizer
+
+from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
+from weakseg.interactive.clicks import Click, next_click
+from weakseg.interactive.distances import euclidean_distance, geodesic_distance
+from weakseg.keys import Keys
+from weakseg.losses import build_loss
+from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.nets import build_network
+
+__all__ = ["Refine", "click_maps"]
+
+DISTANCES = ("geodesic", "euclidean")
+
+
+def click_maps(
+    image: Tensor,
+    clicks: list[list[Click]],
+    distance: str = "geodesic",
+    lamb: float = 1.0,
+    scale: float = 20.0,
+) -> Tensor:
+    """(B, 2, H, W) maps exp(-d / scale) of the foreground and background clicks of each image (B, C, H, W)."""
+    b, _, h, w = image.shape
+    seeds = torch.zeros(2 * b, h, w, dtype=torch.bool)
+    for i, per_image in enumerate(clicks):
+        for c in per_image:
+            seeds[2 * i + (0 if c.foreground else 1), c.y, c.x] = True
+    if distance == "geodesic":
+        dist = geodesic_distance(image.detach().float().cpu().repeat_interleave(2, 0), seeds, lamb)
+    else:
+        dist = torch.stack([euclidean_distance(s) for s in seeds])
+    return torch.exp(-dist / scale).view(b, 2, h, w).to(image.device, image.dtype)
+
+
+def _corrupt(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible wrong first result: erosion or dilation of the truth, then a dropped part or a spurious blob."""
+    out = truth.copy()
+    k = int(rng.integers(1, max(2, round(0.05 * max(truth.shape)) + 1)))
+    out = (
+        ndimage.binary_dilation(out, iterations=k)
+        if rng.random() < 0.5
+        else ndimage.binary_erosion(out, iterations=k)
+    )
+    h, w = truth.shape
+    r = max(2, int(rng.integers(2, max(3, min(h, w) // 6))))
+    cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+    yy, xx = np.ogrid[:h, :w]
+    blob = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    out = out & ~blob if rng.random() < 0.5 else out | blob
+    return out
+
+
+class Refine(Method):
+    streams = ("labeled",)
+    predicts = False
+
+    def __init__(
+        self,
+        cfg: Config,
+        initial: str | dict | None = None,
+        max_clicks: int = 5,
+        distance: str = "geodesic",
+        lamb: float = 1.0,
+        distance_scale: float = 20.0,
+    ) -> None:
+        super().__init__()
+        if cfg.data.spatial_dims != 2:
+            raise ValueError('method "refine" is 2D: set data.slice_axis to refine slices')
+        if distance not in DISTANCES:
+            raise ValueError(
+                f'method "refine": method.params.distance must be geodesic or euclidean, got {distance!r}'
+            )
+        if isinstance(max_clicks, bool) or not isinstance(max_clicks, int) or max_clicks < 0:
+            raise ValueError(
+                f'method "refine": method.params.max_clicks must be an integer >= 0, got {max_clicks!r}'
+            )
+        if not (isinstance(distance_scale, (int, float)) and distance_scale > 0 and lamb >= 0):
+            raise ValueError(
+                f'method "refine": method.params.distance_scale must be > 0 and lamb >= 0, got {distance_scale!r}, {lamb!r}'
+            )
+        self.num_classes, self.max_clicks = cfg.data.num_classes, max_clicks
+        self.distance, self.lamb, self.scale = distance, float(lamb), float(distance_scale)
+        self.optim_cfg = cfg.optim
+        self.seed = cfg.train.seed
+        self.net = build_network(cfg.model.network, 2, cfg.data.in_channels + 3, 2, **cfg.model.params)
+        self.loss = build_loss(cfg.loss, 2)
+        self.initial = self._load_initial(initial, cfg) if initial else None
+
+    @staticmethod
+    def _load_initial(initial: str | dict[str, Any], cfg: Config) -> Method:
+        """The frozen first network. A checkpoint path is loaded, and the run's config then records that
+        network's config in its place, so this method's checkpoints hold both networks and rebuild without the
+        file; a config dict (that record) builds the network, whose weights then come from the checkpoint."""
+        from weakseg.api import config_from_checkpoint
+        from weakseg.config import config_from_dict, config_to_dict
+        from weakseg.engine.checkpoint import load_checkpoint
+        from weakseg.engine.trainer import load_method_state
+        from weakseg.methods import build_method
+        from weakseg.nets import pretrained_weights_disabled
+
+        if isinstance(initial, dict):
+            init_cfg = config_from_dict(initial, "method.params.initial")
+            with pretrained_weights_disabled():
+                method = build_method(init_cfg)
+        else:
+            if not Path(initial).is_file():
+                raise FileNotFoundError(
+                    f'method "refine": method.params.initial {initial} does not exist (a weakseg checkpoint of the '
+                    "first segmentation network)"
+                )
+            ckpt = load_checkpoint(initial)
+            init_cfg = config_from_checkpoint(ckpt)
+            with pretrained_weights_disabled():
+                method = build_method(init_cfg)
+            load_method_state(method, ckpt["state"], str(initial))
+            cfg.method.params = {**cfg.method.params, "initial": config_to_dict(init_cfg)}
+        if not method.predicts:
+            raise ValueError('method "refine": method.params.initial must be a segmentation checkpoint')
+        if (
+            init_cfg.data.num_classes != cfg.data.num_classes
+            or init_cfg.data.in_channels != cfg.data.in_channels
+        ):
+            raise ValueError(
+                f'method "refine": the initial network has {init_cfg.data.num_classes} classes and '
+                f"{init_cfg.data.in_channels} channel(s), the data {cfg.data.num_classes} and {cfg.data.in_channels}"
+            )
+        for p in method.parameters():
+            p.requires_grad_(False)
+        return method
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def first_probabilities(self, image: Tensor) -> Tensor:
+        """(B, num_classes, H, W) softmax of the first network (``initial``), for a batch of images."""
+        if self.initial is None:
+            raise RuntimeError('method "refine" was trained without an initial network: pass a first result')
+        from weakseg.engine.evaluate import predict_logits
+
+        self.initial.eval()
+        return predict_logits(self.initial, image).softmax(1)
+
+    def refine_logits(self, image: Tensor, prior: Tensor, clicks: list[list[Click]]) -> Tensor:
+        """(B, 2, H, W) logits for images (B, C, H, W), priors (B, H, W) in [0, 1] and each image's clicks."""
+        from weakseg.nets import pad_to_divisor
+
+        x = torch.cat(
+            [
+                image.float(),
+                prior[:, None].float(),
+                click_maps(image, clicks, self.distance, self.lamb, self.scale),
+            ],
+            1,
+        )
+        padded, crop = pad_to_divisor(
+            x, max(1, int(getattr(unwrap(self.net), "size_divisor", 1))), mode="replicate"
+        )
+        out = self.net(padded)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return out.float()[crop]
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        return {"net": make_optimizer(self.net.parameters(), self.optim_cfg)}
+
+    def _episode(self, label: np.ndarray, prior: np.ndarray | None, rng: np.random.Generator):
+        present = [c for c in np.unique(label) if c > 0]
+        target = int(rng.choice(present)) if present else 1
+        truth = label == target
+        first = _corrupt(truth, rng).astype(np.float32) if prior is None else prior[target]
+        state = first > 0.5
+        clicks = []
+        for _ in range(int(rng.integers(0, self.max_clicks + 1))):
+            click = next_click(state, truth)
+            if click is None:
+                break
+            clicks.append(click)
+            errors, _ = ndimage.label(state != truth)
+            state = np.where(
+                errors == errors[click.y, click.x], truth, state
+            )  # that region now counts as fixed
+        return truth, first, clicks
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        data = batch["labeled"]
+        image, labels = data[Keys.IMAGE], data[Keys.LABEL].cpu().numpy()
+        rng = np.random.default_rng([self.seed, step])
+        probs = self.first_probabilities(image).cpu().numpy() if self.initial is not None else None
+        episodes = [
+            self._episode(labels[i], None if probs is None else probs[i], rng) for i in range(len(labels))
+        ]
+        truth = torch.from_numpy(np.stack([e[0] for e in episodes]).astype(np.int64)).to(image.device)
+        prior = torch.from_numpy(np.stack([e[1] for e in episodes])).to(image.device)
+        with ctx.autocast():
+            logits = self.refine_logits(image, prior, [e[2] for e in episodes])
+        loss = self.loss(logits.float(), truth)
+        ctx.backward(loss, "net", terms={"refine": loss})
+        n_clicks = sum(len(e[2]) for e in episodes) / len(episodes)
+        return {"loss": float(loss.detach()), "clicks": n_clicks}
+
+    def predict(self, image: Tensor) -> Tensor:
+        raise RuntimeError(
+            'method "refine" corrects a first result from clicks: use refine_logits(image, prior, clicks) '
+            "(or weakseg serve); evaluation is benchmarks/interactive.py's clicks-vs-Dice curve"
+        )
+
+    @property
+    def size_divisor(self) -> int:
+        return int(getattr(unwrap(self.net), "size_divisor", 1))
+
+    @staticmethod
+    def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+        """Binary Dice (1.0 when both are empty)."""
+        inter, total = float((pred & truth).sum()), float(pred.sum() + truth.sum())
+        return 1.0 if total == 0 else 2 * inter / total
