@@ -78,3 +78,27 @@ def test_first_network_is_embedded_in_the_checkpoint(tiny_cfg_path, tmp_path):
 def test_bad_params(tiny_cfg_path, params, match):
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         build_method(load_config(tiny_cfg_path, ["method.name=refine", f"method.params={params}"]))
+
+
+def test_box_method_trains_segments_a_box_and_fine_tunes(tiny_cfg_path):
+    import numpy as np
+
+    from weakseg.interactive.box import bounding_box
+
+    torch.manual_seed(0)
+    cfg = load_config(tiny_cfg_path, ["method.name=box", "method.params={crop_size: 32, steps: 3}"])
+    method = build_method(cfg)
+    logs = method.train_step(_batch(cfg), 0, StepContext(torch.device("cpu"), method.configure_optimizers()))
+    assert math.isfinite(logs["loss"])
+    image = _batch(cfg)["labeled"][Keys.IMAGE][0]
+    prob = method.segment_box(image, (4, 6, 20, 24))
+    assert prob.shape == (32, 32) and prob[25:, :].max() == 0  # nothing outside the (grown) box
+    before = [p.detach().clone() for p in method.net.parameters()]
+    fg = np.zeros((32, 32), bool)
+    fg[10, 12] = True
+    tuned = method.fine_tune(image, (4, 6, 20, 24), foreground=fg)
+    assert tuned.shape == (32, 32) and not torch.equal(tuned, prob)
+    assert all(torch.equal(a, b) for a, b in zip(before, method.net.parameters()))  # a copy was tuned
+    assert bounding_box(fg) == (10, 12, 11, 13) and bounding_box(np.zeros((3, 3), bool)) is None
+    with pytest.raises(ValueError, match="crop_size must be an integer >= 16"):
+        build_method(load_config(tiny_cfg_path, ["method.name=box", "method.params={crop_size: 8}"]))

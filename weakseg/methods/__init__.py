@@ -17,6 +17,7 @@ METHODS.register_lazy("hung", "weakseg.methods.semi:Hung")
 METHODS.register_lazy("cgan", "gans.cgan:CGAN")
 METHODS.register_lazy("dual_gan", "gans.dual:DualGAN")
 METHODS.register_lazy("refine", "weakseg.interactive.refine:Refine")
+METHODS.register_lazy("box", "weakseg.interactive.box:BoxSeg")
 
 
 def build_method(cfg: Config) -> Method:

@@ -1,0 +1,202 @@
+"""Box-driven segmentation with image-specific fine-tuning (BIFSeg, Wang et al. 2018), method ``box``.
+
+The user draws a box around an object; a network segments the object inside the box (binary), whatever its
+class: the crop is the box grown by ``margin`` on each side, resized to ``crop_size``. Training (stream
+``labeled``), per sample and seeded by the step: a class present in the label, the bounding box of its largest
+connected part, jittered by up to ``jitter`` of its size on each side (users do not draw tight boxes), the
+binary target inside.
+
+``fine_tune(image, box, foreground, background)`` adapts a copy of the network to one image for
+``steps`` Adam steps (BIFSeg's image-specific fine-tuning): the labels are the current prediction inside the
+crop, replaced by the user's clicks / scribbles where given (weight ``scribble_weight``), with uncertain pixels
+(probability within ``uncertain`` of 0.5) left out of the loss; the trained network itself is never changed.
+``method.predicts`` is False (evaluation: ``benchmarks/interactive.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import Tensor
+from torch.optim import Optimizer
+
+from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
+from weakseg.keys import Keys
+from weakseg.losses import build_loss
+from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.nets import build_network
+
+__all__ = ["BoxSeg", "bounding_box"]
+
+Box = tuple[int, int, int, int]  # y0, x0, y1, x1 (inclusive start, exclusive end)
+
+
+def bounding_box(mask: np.ndarray) -> Box | None:
+    """The box of the ``True`` pixels of ``mask`` (H, W), or None when there are none."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return None
+    return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+
+
+def _grow(box: Box, margin: float, shape: tuple[int, int]) -> Box:
+    y0, x0, y1, x1 = box
+    my, mx = max(1, round(margin * (y1 - y0))), max(1, round(margin * (x1 - x0)))
+    return max(0, y0 - my), max(0, x0 - mx), min(shape[0], y1 + my), min(shape[1], x1 + mx)
+
+
+class BoxSeg(Method):
+    streams = ("labeled",)
+    predicts = False
+
+    def __init__(
+        self,
+        cfg: Config,
+        crop_size: int = 96,
+        margin: float = 0.1,
+        jitter: float = 0.15,
+        steps: int = 10,
+        fine_tune_lr: float = 1e-4,
+        scribble_weight: float = 5.0,
+        uncertain: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if cfg.data.spatial_dims != 2:
+            raise ValueError('method "box" is 2D: set data.slice_axis to segment slices')
+        checks = {
+            "crop_size": (crop_size, isinstance(crop_size, int) and crop_size >= 16, "an integer >= 16"),
+            "margin": (margin, 0 <= margin <= 1, "in [0, 1]"),
+            "jitter": (jitter, 0 <= jitter <= 1, "in [0, 1]"),
+            "steps": (steps, isinstance(steps, int) and steps >= 0, "an integer >= 0"),
+            "uncertain": (uncertain, 0 <= uncertain < 0.5, "in [0, 0.5)"),
+        }
+        for key, (value, ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f'method "box": method.params.{key} must be {expected}, got {value!r}')
+        self.crop_size, self.margin, self.jitter = crop_size, float(margin), float(jitter)
+        self.steps, self.fine_tune_lr = steps, float(fine_tune_lr)
+        self.scribble_weight, self.uncertain = float(scribble_weight), float(uncertain)
+        self.optim_cfg, self.seed = cfg.optim, cfg.train.seed
+        self.net = build_network(cfg.model.network, 2, cfg.data.in_channels, 2, **cfg.model.params)
+        div = int(getattr(self.net, "size_divisor", 1))
+        if crop_size % div:
+            raise ValueError(f'method "box": method.params.crop_size {crop_size} must be a multiple of {div}')
+        self.loss = build_loss(cfg.loss, 2)
+
+    # ------------------------------------------------------------------ crops
+    def _crop(self, image: Tensor, box: Box) -> Tensor:
+        """(C, H, W) -> (1, C, crop_size, crop_size): the grown box, resized."""
+        y0, x0, y1, x1 = _grow(box, self.margin, tuple(image.shape[1:]))
+        return F.interpolate(
+            image[None, :, y0:y1, x0:x1].float(), size=(self.crop_size,) * 2, mode="bilinear"
+        )
+
+    def _paste(self, prob: Tensor, box: Box, shape: tuple[int, int]) -> Tensor:
+        y0, x0, y1, x1 = _grow(box, self.margin, shape)
+        out = torch.zeros(shape, device=prob.device)
+        out[y0:y1, x0:x1] = F.interpolate(prob[None, None], size=(y1 - y0, x1 - x0), mode="bilinear")[0, 0]
+        return out
+
+    def segment_box(self, image: Tensor, box: Box, net: torch.nn.Module | None = None) -> Tensor:
+        """Foreground probability (H, W) of the object in ``box`` of ``image`` (C, H, W); 0 outside the crop."""
+        net = net or self.net
+        logits = net(self._crop(image, box))
+        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+        return self._paste(logits.float().softmax(1)[0, 1], box, tuple(image.shape[1:]))
+
+    # ------------------------------------------------------------------ image-specific fine-tuning
+    def fine_tune(
+        self,
+        image: Tensor,
+        box: Box,
+        foreground: np.ndarray | None = None,
+        background: np.ndarray | None = None,
+    ) -> Tensor:
+        """Probability (H, W) after ``steps`` steps of fine-tuning a copy of the network on this image, with
+        the user's foreground / background pixels (bool (H, W) masks: clicks or scribbles)."""
+        net = copy.deepcopy(unwrap(self.net)).train()
+        with torch.no_grad():
+            prob = self.segment_box(image, box, net.eval())
+        shape = tuple(image.shape[1:])
+        labels = (prob > 0.5).long()
+        weight = ((prob - 0.5).abs() >= self.uncertain).float()  # uncertain pixels do not teach
+        for mask, value in ((foreground, 1), (background, 0)):
+            if mask is not None:
+                m = torch.as_tensor(np.asarray(mask, bool), device=prob.device)
+                labels[m], weight[m] = value, self.scribble_weight
+        crop = self._crop(image, box)
+        y0, x0, y1, x1 = _grow(box, self.margin, shape)
+        size = (self.crop_size,) * 2
+        lab = F.interpolate(labels[None, None, y0:y1, x0:x1].float(), size=size, mode="nearest")[0, 0].long()
+        wgt = F.interpolate(weight[None, None, y0:y1, x0:x1], size=size, mode="nearest")[0, 0]
+        opt = torch.optim.Adam(net.parameters(), lr=self.fine_tune_lr)
+        net.train()
+        for _ in range(self.steps):
+            logits = net(crop)
+            logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+            ce = F.cross_entropy(logits.float(), lab[None], reduction="none")[0]
+            loss = (ce * wgt).sum() / wgt.sum().clamp(min=1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return self.segment_box(image, box, net.eval())
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        return {"net": make_optimizer(self.net.parameters(), self.optim_cfg)}
+
+    def _example(self, image: Tensor, label: np.ndarray, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        present = [c for c in np.unique(label) if c > 0]
+        h, w = label.shape
+        if present:
+            target = label == int(rng.choice(present))
+            parts, n = ndimage.label(target)
+            sizes = np.bincount(parts.ravel())[1:]
+            target = parts == int(np.argmax(sizes)) + 1
+            y0, x0, y1, x1 = bounding_box(target)
+        else:  # nothing to segment: a random box with an empty target
+            target = np.zeros_like(label, bool)
+            y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+            y1, x1 = y0 + h // 4 + 1, x0 + w // 4 + 1
+        jy, jx = self.jitter * (y1 - y0), self.jitter * (x1 - x0)
+        box = (
+            int(np.clip(y0 + rng.uniform(-jy, jy), 0, h - 1)),
+            int(np.clip(x0 + rng.uniform(-jx, jx), 0, w - 1)),
+            int(np.clip(y1 + rng.uniform(-jy, jy), 1, h)),
+            int(np.clip(x1 + rng.uniform(-jx, jx), 1, w)),
+        )
+        box = (box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1))
+        crop = self._crop(image, box)[0]
+        y0, x0, y1, x1 = _grow(box, self.margin, (h, w))
+        truth = torch.from_numpy(target[y0:y1, x0:x1].astype(np.float32))[None, None]
+        truth = F.interpolate(truth, size=(self.crop_size,) * 2, mode="nearest")[0, 0].long()
+        return crop, truth
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        data = batch["labeled"]
+        rng = np.random.default_rng([self.seed, step])
+        labels = data[Keys.LABEL].cpu().numpy()
+        pairs = [self._example(data[Keys.IMAGE][i], labels[i], rng) for i in range(len(labels))]
+        crops = torch.stack([p[0] for p in pairs])
+        truth = torch.stack([p[1] for p in pairs]).to(crops.device)
+        with ctx.autocast():
+            logits = self.net(crops)
+        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+        loss = self.loss(logits.float(), truth)
+        ctx.backward(loss, "net", terms={"box": loss})
+        return {"loss": float(loss.detach())}
+
+    def predict(self, image: Tensor) -> Tensor:
+        raise RuntimeError(
+            'method "box" segments inside a user\'s box: use segment_box(image, box) or fine_tune'
+        )
+
+    @property
+    def size_divisor(self) -> int:
+        return int(getattr(unwrap(self.net), "size_divisor", 1))
