@@ -1,4 +1,4 @@
-"""``weakseg <subcommand>``: train, evaluate, predict, augment (preview), adapt, synth, demo."""
+"""``weakseg <subcommand>``: train, evaluate, predict, augment (preview), adapt, synth, serve, demo."""
 
 from __future__ import annotations
 
@@ -132,6 +132,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace existing usefulness runs / --out")
     _common(e)
 
+    p = sub.add_parser("serve", help="a local web page to correct segmentations with clicks or a box")
+    p.add_argument("checkpoint", help="a refine checkpoint (trained with method.params.initial)")
+    p.add_argument(
+        "--data", required=True, help="folder with images/ (masks are saved to interactive_masks/)"
+    )
+    p.add_argument("--box", help="a box checkpoint for box mode (optional)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000)
+
     p = sub.add_parser("augment", help="preview a config's augmentation: originals beside augmented samples")
     p.add_argument("config")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
@@ -257,6 +268,18 @@ def _synth(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from weakseg.interactive.server import SegmentationSession, make_server
+
+    server = make_server(SegmentationSession(args.checkpoint, args.data, args.box), args.host, args.port)
+    print(f"weakseg serve: open http://{args.host}:{server.server_port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def _augment(args) -> int:
     from weakseg.augment.preview import preview
     from weakseg.config import load_config
@@ -328,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "augment": _augment,
         "adapt": _adapt,
         "synth": _synth,
+        "serve": _serve,
         "demo": _demo,
     }
     try:

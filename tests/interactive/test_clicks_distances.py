@@ -56,3 +56,19 @@ def test_geodesic_distance_hand_values():
         geodesic_distance(image[0], seeds)
     batch = geodesic_distance(torch.stack([torch.zeros(1, 3, 5), image]), torch.stack([seeds, seeds]))
     assert torch.equal(batch[0], flat) and torch.equal(batch[1], wall)  # a batch = its maps one by one
+
+
+def test_click_curves_noc_and_grabcut():
+    from weakseg.interactive.evaluate import click_curves, grabcut_refine, noc
+
+    image = np.zeros((1, 24, 24), np.float32)
+    image[0, 6:18, 6:18] = 1.0  # a bright square on black
+    truth = image[0] > 0.5
+    prob = np.zeros((24, 24), np.float32)  # the first result missed everything
+    perfect = lambda im, p, clicks: truth  # noqa: E731
+    curves = click_curves([(image, prob, truth)], {"perfect": perfect, "none": lambda im, p, c: p > 0.5}, 3)
+    assert curves["perfect"].tolist() == [[0.0, 1.0, 1.0, 1.0]] and curves["none"].tolist() == [[0.0] * 4]
+    assert noc(curves["perfect"], 0.9) == 1 and noc(curves["none"], 0.9) == 4
+    cut = grabcut_refine(image, np.zeros((24, 24), bool), [Click(12, 12, True), Click(1, 1, False)])
+    assert cut.shape == (24, 24) and cut[12, 12] and not cut[1, 1]
+    assert (cut & truth).sum() >= 0.8 * truth.sum()  # GrabCut grows the click over the bright square

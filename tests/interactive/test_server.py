@@ -1,0 +1,123 @@
+"""``weakseg serve``: the JSON API (no path from the browser, bounded bodies, validated clicks, atomic save
+that asks before overwriting) and an end-to-end browser test with headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weakseg.cli import main
+from weakseg.config import DataConfig
+from weakseg.data import build_datasets
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from tests.conftest import REPO
+    from tests.test_cli import _phantom_folder
+    from weakseg.interactive.server import SegmentationSession, make_server
+
+    root = tmp_path_factory.mktemp("serve")
+    tiny = str(REPO / "configs" / "tiny.yaml")
+    assert (
+        main(["train", tiny, "--set", f"train.run_dir={root / 'first'}", "--set", "train.max_steps=1"]) == 0
+    )
+    sets = [
+        "method.name=refine",
+        f"method.params={{initial: {root / 'first' / 'last.pt'}}}",
+        f"train.run_dir={root / 'refine'}",
+    ]
+    assert main(["train", tiny, *[a for s in sets for a in ("--set", s)], "--set", "train.max_steps=1"]) == 0
+    data = _phantom_folder(root / "data", n=1, size=32)
+    shutil.rmtree(data / "masks")  # images only, as a user's folder to annotate
+    server = make_server(SegmentationSession(root / "refine" / "last.pt", data), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", data
+    server.shutdown()
+    server.server_close()
+
+
+def _request(url: str, body: dict | bytes | None = None) -> tuple[int, dict | bytes]:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as res:
+            raw, code, kind = res.read(), res.status, res.headers.get("Content-Type")
+    except urllib.error.HTTPError as e:
+        raw, code, kind = e.read(), e.code, e.headers.get("Content-Type")
+    return code, json.loads(raw) if kind == "application/json" else raw
+
+
+def test_api_segments_validates_and_saves_without_clobbering(served):
+    url, data = served
+    code, listing = _request(f"{url}/api/slices")
+    assert code == 200 and len(listing["slices"]) == 2 and listing["classes"][1] == "liver"
+    code, png = _request(f"{url}/api/image/0")
+    assert code == 200 and png[:4] == b"\x89PNG"
+    for bad in ("/api/image/..%2F..%2Fetc%2Fpasswd", "/api/image/7", "/../../etc/passwd"):
+        assert _request(url + bad)[0] in (400, 404)
+    code, out = _request(
+        f"{url}/api/segment", {"index": 0, "target": 1, "clicks": [{"y": 10, "x": 12, "fg": True}]}
+    )
+    assert code == 200 and out["pixels"] >= 0 and out["ms"] < 1000
+    assert _request(f"{url}/api/segment", {"index": 0, "clicks": [{"y": 99, "x": 0, "fg": True}]})[0] == 400
+    assert _request(f"{url}/api/segment", {"index": "../x"})[0] == 400
+    assert _request(f"{url}/api/segment", b"x" * (64 * 1024 + 1))[0] == 413
+    body = {"index": 1, "target": 2, "clicks": [{"y": 16, "x": 8, "fg": True}]}
+    code, saved = _request(f"{url}/api/save", body)
+    assert code == 200
+    target = data / "interactive_masks" / saved["saved"]
+    before = target.read_bytes()
+    assert _request(f"{url}/api/save", body)[0] == 409 and target.read_bytes() == before  # asks first
+    assert _request(f"{url}/api/save", {**body, "overwrite": True})[0] == 200
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_browser_clicks_change_the_mask_and_save_loads(served):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (Debian package chromium); .ci/run installs it")
+    url, data = served
+    for old in (data / "interactive_masks").glob("*.png") if (data / "interactive_masks").is_dir() else []:
+        old.unlink()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        canvas = page.locator("#canvas")
+        version = int(canvas.get_attribute("data-version"))
+        pixels = canvas.get_attribute("data-pixels")
+        box = canvas.bounding_box()
+        for fx, fy in ((0.3, 0.4), (0.6, 0.5), (0.5, 0.7)):  # foreground clicks on the phantom's body
+            page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            page.wait_for_function(f"Number(document.getElementById('canvas').dataset.version) > {version}")
+            version = int(canvas.get_attribute("data-version"))
+            if canvas.get_attribute("data-pixels") != pixels:
+                break
+        assert canvas.get_attribute("data-pixels") != pixels, "the clicks should change the mask"
+        page.click("#undo")
+        page.wait_for_function(f"Number(document.getElementById('canvas').dataset.version) > {version}")
+        page.click("#save")
+        page.wait_for_function("document.getElementById('save').dataset.saved !== undefined")
+        saved = page.locator("#save").get_attribute("data-saved")
+        browser.close()
+    assert (data / "interactive_masks" / saved).is_file()
+    other = {"index": 1, "target": 1, "clicks": [{"y": 16, "x": 16, "fg": True}], "overwrite": True}
+    assert _request(f"{url}/api/save", other)[0] == 200  # every image masked: the folder is a dataset
+    cfg = DataConfig(source="folder", root=str(data), mask_dir="interactive_masks", val_fraction=0.0)
+    ds = build_datasets(cfg)["labeled"]
+    assert len(ds) == 2 and ds[0]["label"].shape == (32, 32) and int(ds[0]["label"].max()) <= 4
+    assert np.asarray(ds[0]["label"]).dtype.kind == "i" and saved in {Path(r.label).name for r in ds.records}
