@@ -49,6 +49,20 @@ def _stored_size(image: np.ndarray, path: str | Path) -> np.ndarray:
     return resized[0].clamp(0, 1).numpy()
 
 
+def _same_size_batches(dataset: SegDataset, batch_size: int) -> list[list[int]]:
+    """Indices in order, cut into batches of at most ``batch_size`` images of one size (folders may mix sizes)."""
+    batches: list[list[int]] = []
+    last = None
+    for i in range(len(dataset)):
+        shape = tuple(dataset[i][Keys.IMAGE].shape)
+        if batches and shape == last and len(batches[-1]) < batch_size:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+        last = shape
+    return batches
+
+
 def translate_dataset(
     checkpoint: str | Path,
     input_dir: str | Path,
@@ -66,6 +80,11 @@ def translate_dataset(
     if output_dir.exists() and not overwrite:
         raise FileExistsError(
             f"{output_dir} exists; nothing was written. Pass --overwrite or choose another --output"
+        )
+    if output_dir.exists() and not (output_dir / "manifest.json").is_file():
+        raise FileExistsError(
+            f"--overwrite refuses to replace {output_dir}: it is not a dataset written by weakseg (no "
+            "manifest.json); choose another --output"
         )
     cfg, method, dev = load_trained(checkpoint, device=device)
     if not hasattr(method, "translate"):
@@ -89,11 +108,11 @@ def translate_dataset(
         if dataset.labeled:
             shutil.copytree(masks, tmp / "masks")
         names = [Path(r.image).stem for r in records]
-        for start in tqdm(range(0, len(dataset), batch_size), desc="translate", disable=not progress):
-            idx = range(start, min(start + batch_size, len(dataset)))
+        lo, hi = method.lo, method.hi
+        for idx in tqdm(_same_size_batches(dataset, batch_size), desc="translate", disable=not progress):
             batch = torch.stack([dataset[i][Keys.IMAGE] for i in idx]).to(dev)
             with torch.no_grad():
-                out = method.translate(batch, direction).clamp(0, 1).cpu().numpy()
+                out = ((method.translate(batch, direction) - lo) / (hi - lo)).clamp(0, 1).cpu().numpy()
             for i, image in zip(idx, out):
                 image = _stored_size(image, records[i].image)
                 pixels = np.round(image * 255).astype(np.uint8)
@@ -107,7 +126,7 @@ def translate_dataset(
             "input": str(input_dir),
             "images": len(dataset),
             "labels_copied": dataset.labeled,
-            "intensity": "8-bit PNG of the translated image in the [0, 1] data range",
+            "intensity": "8-bit PNG of the translated image, its data range (method.params.image_range) mapped to 0..255",
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if output_dir.exists():  # overwrite: replace only once the new dataset is complete

@@ -149,12 +149,14 @@ def usefulness(cfg, synthetic: str | Path, run_root: str | Path, overwrite: bool
     """Best validation ``train.key_metric`` (the config's real validation cases) of segmenters trained on real only,
     synthetic only and real + synthetic; runs in ``run_root/{real,synthetic,real_synthetic}``."""
     from weakseg.data import build_datasets
+    from weakseg.data.build import read_records
     from weakseg.engine.trainer import Trainer
 
     base = copy.deepcopy(cfg)
     splits = build_datasets(base.data)
+    real = {r.case_id for r in read_records(base.data)}  # not the cases of data.extra_labeled_roots
     named = {
-        "labeled": splits["labeled"].case_ids,
+        "labeled": [c for c in splits["labeled"].case_ids if c in real],
         "val": splits["val"].case_ids,
     }
     if not named["val"]:

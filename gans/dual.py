@@ -25,6 +25,7 @@ from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
+from weakseg.methods.semi import rank_slice
 from weakseg.nets import build_discriminator
 from weakseg.nets.init import init_weights
 
@@ -134,7 +135,9 @@ class DualGAN(CGAN):
             )
         logs = self.cgan_step(data, ctx)
         g = torch.Generator().manual_seed(self.noise_seed * 1_000_003 + step)  # exact on resume
-        z = torch.randn(label.shape[0], self.z_dim, generator=g).to(label.device)
+        rank, world = rank_slice(ctx)  # DDP: noise for the global batch, this rank's block
+        b = label.shape[0]
+        z = torch.randn(b * world, self.z_dim, generator=g)[rank * b : (rank + 1) * b].to(label.device)
 
         def generator_loss() -> GeneratorOutput:
             fake = self._sample_one_hot(z)

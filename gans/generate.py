@@ -83,6 +83,11 @@ def generate_dataset(
         raise FileExistsError(
             f"{output_dir} exists; nothing was written. Pass --overwrite or choose another --out"
         )
+    if output_dir.exists() and not (output_dir / "manifest.json").is_file():
+        raise FileExistsError(
+            f"--overwrite refuses to replace {output_dir}: it is not a dataset written by weakseg (no "
+            "manifest.json); choose another --out"
+        )
     cfg, method, dev = load_trained(checkpoint, device=device)
     if not hasattr(method, "generate"):
         raise ValueError(

@@ -213,7 +213,8 @@ class Config:
 
 
 SCHEDULES = ("constant", "poly", "cosine", "linear", "constant_linear")
-TARGET_OWN_KEYS = ("root", "intensity", "splits")  # never inherited by ``target`` from ``data``
+# never inherited by ``target`` from ``data`` (extra folders belong to the source domain)
+TARGET_OWN_KEYS = ("root", "intensity", "splits", "unlabeled_dirs", "extra_labeled_roots")
 AUGMENT_STREAMS = ("labeled", "unlabeled", "source", "target")
 
 

@@ -73,6 +73,12 @@ def test_api_segments_validates_and_saves_without_clobbering(served):
     assert _request(f"{url}/api/segment", {"index": 0, "clicks": [{"y": 99, "x": 0, "fg": True}]})[0] == 400
     assert _request(f"{url}/api/segment", {"index": "../x"})[0] == 400
     assert _request(f"{url}/api/segment", b"x" * (64 * 1024 + 1))[0] == 413
+    form = urllib.request.Request(f"{url}/api/save", data=b"{}", headers={"Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError, match="415"):  # a cross-site form post
+        urllib.request.urlopen(form)
+    rebound = urllib.request.Request(f"{url}/api/slices", headers={"Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError, match="403"):  # DNS rebinding
+        urllib.request.urlopen(rebound)
     body = {"index": 1, "target": 2, "clicks": [{"y": 16, "x": 8, "fg": True}]}
     code, saved = _request(f"{url}/api/save", body)
     assert code == 200

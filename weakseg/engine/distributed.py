@@ -87,13 +87,13 @@ class DistEnv:
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
-    def broadcast_flag(self, flag: bool, device: torch.device) -> bool:
-        """Rank 0's ``flag`` on every rank."""
+    def broadcast_code(self, code: int, device: torch.device) -> int:
+        """Rank 0's ``code`` (0 go on, 1 early stop, 2 rank 0 failed) on every rank."""
         if not self.enabled:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
+            return code
+        t = torch.tensor([float(code)], device=device)
         dist.broadcast(t, 0)
-        return bool(t.item() > 0)
+        return int(t.item())
 
     def close(self) -> None:
         if self.enabled and dist.is_initialized():

@@ -414,13 +414,23 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "split")})
                     sums, n_sum = {}, 0
                 if self.step % t.eval_every == 0 or self.step == t.max_steps:
-                    last_val = self._eval_and_checkpoint(has_val)
+                    try:
+                        last_val = self._eval_and_checkpoint(has_val)
+                    except BaseException:
+                        self.dist.broadcast_code(2, self.device)  # the others stop too instead of waiting
+                        raise
                     early = bool(t.early_stop_patience) and self.bad_evals >= t.early_stop_patience
-                    if self.dist.broadcast_flag(early, self.device):  # rank 0 decides for everyone
-                        tqdm.write(
-                            f"early stop at step {self.step}: no better {t.key_metric} for "
-                            f"{self.bad_evals} evaluations"
+                    code = self.dist.broadcast_code(1 if early else 0, self.device)  # rank 0 decides
+                    if code == 2:
+                        raise RuntimeError(
+                            f"rank 0 failed while evaluating at step {self.step}; see its error"
                         )
+                    if code == 1:
+                        if self.dist.is_main:
+                            tqdm.write(
+                                f"early stop at step {self.step}: no better {t.key_metric} for "
+                                f"{self.bad_evals} evaluations"
+                            )
                         break
                 elif self.step == stop:  # paused by `until`: keep the trajectory, evaluate nothing extra
                     self.save_checkpoint("last.pt")
@@ -445,7 +455,7 @@ class Trainer:
     def _eval_and_checkpoint(self, has_val: bool) -> dict[str, float]:
         t = self.cfg.train
         summary: dict[str, float] = {}
-        if not self.dist.is_main:  # rank 0 evaluates, draws and saves; the others wait in broadcast_flag
+        if not self.dist.is_main:  # rank 0 evaluates, draws and saves; the others wait in broadcast_code
             return summary
         if t.save_pictures:
             self.method.save_pictures(self.datasets, self.run_dir, self.step)

@@ -125,12 +125,15 @@ class BoxSeg(Method):
         shape = tuple(image.shape[1:])
         labels = (prob > 0.5).long()
         weight = ((prob - 0.5).abs() >= self.uncertain).float()  # uncertain pixels do not teach
+        y0, x0, y1, x1 = _grow(box, self.margin, shape)
+        grow = max(0, int(np.ceil(max(y1 - y0, x1 - x0) / self.crop_size)) - 1)  # clicks survive the resize
         for mask, value in ((foreground, 1), (background, 0)):
             if mask is not None:
-                m = torch.as_tensor(np.asarray(mask, bool), device=prob.device)
+                mark = np.asarray(mask, bool)
+                mark = ndimage.binary_dilation(mark, iterations=grow) if grow and mark.any() else mark
+                m = torch.as_tensor(mark, device=prob.device)
                 labels[m], weight[m] = value, self.scribble_weight
         crop = self._crop(image, box)
-        y0, x0, y1, x1 = _grow(box, self.margin, shape)
         size = (self.crop_size,) * 2
         lab = F.interpolate(labels[None, None, y0:y1, x0:x1].float(), size=size, mode="nearest")[0, 0].long()
         wgt = F.interpolate(weight[None, None, y0:y1, x0:x1], size=size, mode="nearest")[0, 0]
@@ -180,7 +183,9 @@ class BoxSeg(Method):
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         data = batch["labeled"]
-        rng = np.random.default_rng([self.seed, step])
+        rng = np.random.default_rng(
+            [self.seed, step, getattr(ctx.dist, "rank", 0)]
+        )  # DDP: other draws per rank
         labels = data[Keys.LABEL].cpu().numpy()
         pairs = [self._example(data[Keys.IMAGE][i], labels[i], rng) for i in range(len(labels))]
         crops = torch.stack([p[0] for p in pairs])

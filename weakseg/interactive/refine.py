@@ -212,7 +212,9 @@ class Refine(Method):
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         data = batch["labeled"]
         image, labels = data[Keys.IMAGE], data[Keys.LABEL].cpu().numpy()
-        rng = np.random.default_rng([self.seed, step])
+        rng = np.random.default_rng(
+            [self.seed, step, getattr(ctx.dist, "rank", 0)]
+        )  # DDP: other draws per rank
         probs = self.first_probabilities(image).cpu().numpy() if self.initial is not None else None
         episodes = [
             self._episode(labels[i], None if probs is None else probs[i], rng) for i in range(len(labels))

@@ -10,7 +10,8 @@ Server side (standard library ``http.server``, bound to 127.0.0.1 unless ``--hos
   refinement network); ``--box CKPT`` adds a ``box`` checkpoint for box mode (then clicks inside a box
   fine-tune it to the image, BIFSeg).
 * The browser names images by their index in the server's own list; nothing it sends is ever used as a path.
-  Request bodies are bounded (``MAX_BODY`` bytes), and clicks, boxes and classes are validated.
+  Request bodies are bounded (``MAX_BODY`` bytes), and clicks, boxes and classes are validated. Requests must
+  carry this server's Host (no DNS rebinding) and POSTs a JSON content type (no cross-site form posts).
 * Save recomputes the mask from the clicks (the browser's picture is never trusted) and writes
   ``DIR/interactive_masks/NAME.png`` atomically (temp file + rename), a label map that keeps the other classes
   saved before; an existing mask is replaced only when the request confirms it (``overwrite``), else the
@@ -114,15 +115,25 @@ class SegmentationSession:
             return (logits.argmax(1)[0] == 1).numpy()
 
     def save(self, index: int, target: int, mask: np.ndarray, overwrite: bool) -> Path:
+        """Write the mask as class ``target`` of the image's label map, at the image file's own size."""
         path = self.root / MASK_DIR / f"{self.names[index]}.png"
-        if path.is_file() and not overwrite:
-            raise FileExistsError(f"{path.name} already has a saved mask; confirm to overwrite it")
-        previous = np.asarray(Image.open(path)) if path.is_file() else np.zeros(mask.shape, np.uint8)
-        label = previous.copy()
-        label[label == target] = 0  # this class is replaced as a whole
-        label[mask] = target
-        path.parent.mkdir(exist_ok=True)
-        atomic_write_bytes(path, _png(label.astype(np.uint8)))
+        with Image.open(self.dataset.records[index].image) as f:
+            width, height = f.size
+        if mask.shape != (height, width):  # data.resize: back to the stored size, as the reader expects
+            mask = (
+                np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((width, height), Image.NEAREST)) > 0
+            )
+        with self.lock:  # read-modify-write of one label map
+            if path.is_file() and not overwrite:
+                raise FileExistsError(f"{path.name} already has a saved mask; confirm to overwrite it")
+            previous = np.asarray(Image.open(path)) if path.is_file() else None
+            if previous is None or previous.shape != mask.shape:
+                previous = np.zeros(mask.shape, np.uint8)
+            label = previous.copy()
+            label[label == target] = 0  # this class is replaced as a whole
+            label[mask] = target
+            path.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(path, _png(label.astype(np.uint8)))
         return path
 
     # ------------------------------------------------------------------ helpers
@@ -169,8 +180,21 @@ def make_server(
     session: SegmentationSession, host: str = "127.0.0.1", port: int = 8000
 ) -> ThreadingHTTPServer:
     page = (Path(__file__).with_name("page.html")).read_bytes()
+    names = {host, "127.0.0.1", "localhost"}
 
     class Handler(BaseHTTPRequestHandler):
+        def _trusted(self) -> bool:
+            """Requests must name this server (no DNS rebinding); POSTs must be JSON (no cross-site forms)."""
+            allowed = {f"{n}:{self.server.server_port}" for n in names}
+            if self.headers.get("Host") not in allowed:
+                self._json(403, {"error": "unexpected Host header"})
+                return False
+            kind = self.headers.get("Content-Type") or ""
+            if self.command == "POST" and not kind.startswith("application/json"):
+                self._json(415, {"error": "POST bodies must be application/json"})
+                return False
+            return True
+
         def log_message(self, fmt: str, *args) -> None:  # quiet: the page polls often
             pass
 
@@ -186,6 +210,8 @@ def make_server(
             self._send(status, json.dumps(payload).encode())
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if not self._trusted():
+                return None
             try:
                 if self.path == "/":
                     return self._send(200, page, "text/html; charset=utf-8")
@@ -204,9 +230,16 @@ def make_server(
                 return self._json(404, {"error": "not found"})
             except ValueError as e:
                 return self._json(400, {"error": str(e)})
+            except Exception as e:  # noqa: BLE001 - the page must always get an answer
+                return self._json(500, {"error": f"{type(e).__name__}: {e}"})
 
         def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length") or 0)
+            if not self._trusted():
+                return None
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if length <= 0 or length > MAX_BODY:
                 return self._json(
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body must be 1..{MAX_BODY} bytes"}
@@ -230,5 +263,7 @@ def make_server(
                 return self._json(409, {"error": str(e)})
             except (ValueError, json.JSONDecodeError) as e:
                 return self._json(400, {"error": str(e)})
+            except Exception as e:  # noqa: BLE001 - the page must always get an answer
+                return self._json(500, {"error": f"{type(e).__name__}: {e}"})
 
     return ThreadingHTTPServer((host, port), Handler)

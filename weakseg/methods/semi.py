@@ -88,6 +88,20 @@ def _float(out):
     return [x.float() for x in out] if isinstance(out, (list, tuple)) else out.float()
 
 
+def _same_size_cat(a: Tensor, b: Tensor) -> Tensor:
+    """Concatenate two batches of maps, cropped to their common height and width (the streams may be padded
+    to different sizes)."""
+    h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
+    return torch.cat([a[:, :, :h, :w], b[:, :, :h, :w]], 0)
+
+
+def rank_slice(ctx: StepContext) -> tuple[int, int]:
+    """(rank, world) of this process under DDP, (0, 1) otherwise: random draws are made for the global batch
+    and each rank keeps its block, as the data streams do, so N processes draw what one process would."""
+    dist = getattr(ctx, "dist", None)
+    return (dist.rank, dist.world) if dist is not None else (0, 1)
+
+
 class SemiMethod(Method):
     """Shared parts: the segmenter ``net``, its supervised loss on labeled samples only, ``predict``."""
 
@@ -148,12 +162,16 @@ class MeanTeacher(SemiMethod):
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {"net": self.segmenter_optimizer()}
 
-    def _noisy(self, x: Tensor, step: int) -> Tensor:
-        """x + clamp(N(0, noise_std^2), +-2 noise_std), seeded by the step (exact resume)."""
+    def _noisy(self, x: Tensor, step: int, rank: int = 0, world: int = 1) -> Tensor:
+        """x + clamp(N(0, noise_std^2), +-2 noise_std), seeded by the step (exact resume); drawn for the global
+        batch, this rank's block kept."""
         if not self.noise_std:
             return x
         g = torch.Generator(device="cpu").manual_seed(7919 * step + 1)
-        noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype) * self.noise_std
+        noise = torch.randn((x.shape[0] * world, *x.shape[1:]), generator=g)[
+            rank * x.shape[0] : (rank + 1) * x.shape[0]
+        ]
+        noise = noise.to(x.device, x.dtype) * self.noise_std
         return x + noise.clamp(-2 * self.noise_std, 2 * self.noise_std)
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
@@ -163,7 +181,8 @@ class MeanTeacher(SemiMethod):
             logits_l = self.net(labeled[Keys.IMAGE])
             student_u = _logits(self.net(unlabeled[Keys.IMAGE])).float().softmax(1)
             with torch.no_grad():
-                teacher_u = _logits(self.teacher(self._noisy(unlabeled[Keys.IMAGE], step))).float().softmax(1)
+                noisy = self._noisy(unlabeled[Keys.IMAGE], step, *rank_slice(ctx))
+                teacher_u = _logits(self.teacher(noisy)).float().softmax(1)
         sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
         cons = F.mse_loss(student_u, teacher_u)
         loss = sup + weight * cons
@@ -317,7 +336,7 @@ class Hung(_Adversarial):
                 ce = F.cross_entropy(main_u, pseudo, reduction="none")
                 terms["semi"] = (ce * mask).sum() / mask.sum().clamp(min=1)
                 loss = loss + self.lambda_semi * terms["semi"]
-            fakes = torch.cat([p_l, p_u], 0) if use_u else p_l
+            fakes = _same_size_cat(p_l, p_u) if use_u else p_l
             return GeneratorOutput(loss, terms, {"D": fakes})
 
         logs = self._update(ctx, generator_loss, {"D": real})
