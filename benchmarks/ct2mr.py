@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 from pathlib import Path
 
 from common import REPO, default_data_root, fit_or_reuse, update_results_md, write_json
+from demo import shrink_png
 
 from weakseg.config import Config, DataConfig, load_config
 
@@ -197,7 +197,7 @@ def main() -> None:
         pics = sorted((OUT / name).glob("translation_step*.png"))
         if pics:
             dst = REPO / "docs" / "img" / f"ct2mr_{name}.png"
-            shutil.copyfile(pics[-1], dst)
+            shrink_png(pics[-1], dst, width=560)
             grids.append(f"![{name}](img/{dst.name})")
     body = (
         "## Domain adaptation CT <-> MR (abdominal_ct_mr)\n\n"
