@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from weakseg.config import DataConfig
 from weakseg.data.dataset import SegDataset
 from weakseg.data.readers import read_folder_records
+from weakseg.fileio import atomic_dataset_dir, check_dataset_output
 from weakseg.keys import Keys
 
 __all__ = ["translate_dataset"]
@@ -77,15 +77,7 @@ def translate_dataset(
     from weakseg.api import load_trained
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(
-            f"{output_dir} exists; nothing was written. Pass --overwrite or choose another --output"
-        )
-    if output_dir.exists() and not (output_dir / "manifest.json").is_file():
-        raise FileExistsError(
-            f"--overwrite refuses to replace {output_dir}: it is not a dataset written by weakseg (no "
-            "manifest.json); choose another --output"
-        )
+    check_dataset_output(output_dir, overwrite, "--output")
     cfg, method, dev = load_trained(checkpoint, device=device)
     if not hasattr(method, "translate"):
         raise ValueError(
@@ -101,9 +93,7 @@ def translate_dataset(
         input_dir / domain.image_dir, masks if masks.is_dir() else None, domain.case_regex
     )
     dataset = SegDataset(records, domain, labeled=masks.is_dir())
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with atomic_dataset_dir(output_dir) as tmp:
         (tmp / "images").mkdir()
         if dataset.labeled:
             shutil.copytree(masks, tmp / "masks")
@@ -129,10 +119,4 @@ def translate_dataset(
             "intensity": "8-bit PNG of the translated image, its data range (method.params.image_range) mapped to 0..255",
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if output_dir.exists():  # overwrite: replace only once the new dataset is complete
-            shutil.rmtree(output_dir)
-        tmp.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output_dir

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from tqdm.auto import tqdm
 
 from gans.cgan import check_label_values
 from weakseg.data.readers import list_image_files, read_image_file, read_mask_file
+from weakseg.fileio import atomic_dataset_dir, check_dataset_output
 
 __all__ = ["generate_dataset"]
 
@@ -79,15 +78,7 @@ def generate_dataset(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"--n must be a whole number >= 1 (how many samples to write), got {n!r}")
     output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(
-            f"{output_dir} exists; nothing was written. Pass --overwrite or choose another --out"
-        )
-    if output_dir.exists() and not (output_dir / "manifest.json").is_file():
-        raise FileExistsError(
-            f"--overwrite refuses to replace {output_dir}: it is not a dataset written by weakseg (no "
-            "manifest.json); choose another --out"
-        )
+    check_dataset_output(output_dir, overwrite, "--out")
     cfg, method, dev = load_trained(checkpoint, device=device)
     if not hasattr(method, "generate"):
         raise ValueError(
@@ -119,55 +110,53 @@ def generate_dataset(
             )
         contexts = {stem: ctx_root for stem, _ in given}
     generator = torch.Generator().manual_seed(seed)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        (tmp / "images").mkdir()
-        (tmp / "masks").mkdir()
-        for start in tqdm(range(0, n, batch_size), desc="synth generate", disable=not progress):
-            idx = list(range(start, min(start + batch_size, n)))
-            image_ctx = old = None
-            if given is None:
-                label = method.sample_labels(len(idx), generator).to(dev)
-            else:
-                picks = [given[i % len(given)] for i in idx]
-                label = _resized(torch.from_numpy(np.stack([p[1] for p in picks])), cfg.data.resize).to(dev)
-                if needs_context:
-                    image_ctx, old = _context_batch(picks, contexts, cfg, dev)
-            images = method.generate(label, image_ctx, old).cpu().numpy()
-            pixels = (
-                np.round((images - method.lo) / (method.hi - method.lo) * 255).clip(0, 255).astype(np.uint8)
-            )
-            for i, image, lab in zip(idx, pixels, label.cpu().numpy()):
-                name = f"synth_p{i:05d}.png"
-                _png(image).save(tmp / "images" / name)
-                Image.fromarray(lab.astype(np.uint8)).save(tmp / "masks" / name)
-        manifest = {
-            "checkpoint": str(checkpoint),
-            "checkpoint_sha256_16": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16],
-            "method": cfg.method.name,
-            "method_params": cfg.method.params,
-            "seed": seed,
-            "n": n,
-            "labels": "sampled by the dual GAN" if given is None else str(labels),
-            "context": None if context is None else str(context),
-            "num_classes": k,
-            "class_names": cfg.data.class_names,
-            "image": f"8-bit PNG of the data range [{method.lo:g}, {method.hi:g}]",
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))  # last: the dataset is complete
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        tmp.rename(output_dir)
+        with atomic_dataset_dir(output_dir) as tmp:
+            (tmp / "images").mkdir()
+            (tmp / "masks").mkdir()
+            for start in tqdm(range(0, n, batch_size), desc="synth generate", disable=not progress):
+                idx = list(range(start, min(start + batch_size, n)))
+                image_ctx = old = None
+                if given is None:
+                    label = method.sample_labels(len(idx), generator).to(dev)
+                else:
+                    picks = [given[i % len(given)] for i in idx]
+                    label = _resized(torch.from_numpy(np.stack([p[1] for p in picks])), cfg.data.resize).to(
+                        dev
+                    )
+                    if needs_context:
+                        image_ctx, old = _context_batch(picks, contexts, cfg, dev)
+                images = method.generate(label, image_ctx, old).cpu().numpy()
+                pixels = (
+                    np.round((images - method.lo) / (method.hi - method.lo) * 255)
+                    .clip(0, 255)
+                    .astype(np.uint8)
+                )
+                for i, image, lab in zip(idx, pixels, label.cpu().numpy()):
+                    name = f"synth_p{i:05d}.png"
+                    _png(image).save(tmp / "images" / name)
+                    Image.fromarray(lab.astype(np.uint8)).save(tmp / "masks" / name)
+            manifest = {
+                "checkpoint": str(checkpoint),
+                "checkpoint_sha256_16": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16],
+                "method": cfg.method.name,
+                "method_params": cfg.method.params,
+                "seed": seed,
+                "n": n,
+                "labels": "sampled by the dual GAN" if given is None else str(labels),
+                "context": None if context is None else str(context),
+                "num_classes": k,
+                "class_names": cfg.data.class_names,
+                "image": f"8-bit PNG of the data range [{method.lo:g}, {method.hi:g}]",
+            }
+            (tmp / "manifest.json").write_text(
+                json.dumps(manifest, indent=2)
+            )  # last: the dataset is complete
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise OSError(
             f"writing the synthetic dataset under {output_dir.parent} failed ({e}); nothing was left behind: free "
             "disk space, check write permission or choose another --out"
         ) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output_dir
 
 

@@ -5,11 +5,13 @@ A crash or a full disk mid-write leaves the previous file intact, never half a f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,3 +53,33 @@ def atomic_write_csv(path: str | os.PathLike[str], rows: list[dict], fields: lis
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
+
+
+def check_dataset_output(output_dir: Path, overwrite: bool, flag: str) -> None:
+    """A dataset may be written to ``output_dir`` (``flag``: the option that named it, for the message):
+    it does not exist, or ``overwrite`` is set and it is a weakseg dataset (it has a manifest.json)."""
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} exists; nothing was written. Pass --overwrite or choose another {flag}"
+        )
+    if output_dir.exists() and not (output_dir / "manifest.json").is_file():
+        raise FileExistsError(
+            f"--overwrite refuses to replace {output_dir}: it is not a dataset written by weakseg (no "
+            f"manifest.json); choose another {flag}"
+        )
+
+
+@contextlib.contextmanager
+def atomic_dataset_dir(output_dir: Path) -> Iterator[Path]:
+    """Build a dataset in a hidden temp folder beside ``output_dir`` (write its manifest last); on success it
+    replaces ``output_dir`` in one rename, on any failure it is removed: a half-written dataset never appears."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        yield tmp
+        if output_dir.exists():  # overwrite: replaced only once the new dataset is complete
+            shutil.rmtree(output_dir)
+        tmp.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
