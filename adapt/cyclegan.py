@@ -53,6 +53,7 @@ from weakseg.methods.gan_steps import (
     gan_update,
     to_gan_range,
 )
+from weakseg.methods.params import Params
 from weakseg.methods.supervised import build_segmenter
 from weakseg.nets import build_discriminator, build_network, pad_to_divisor
 
@@ -62,25 +63,7 @@ GENERATORS = ("resnet_6", "resnet_9", "unet")
 _WHERE = 'method "cyclegan": method.params'
 
 
-def _check(ok: bool, key: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise ValueError(f"{_WHERE}.{key} must be {expected}, got {value!r}")
-
-
-def _number(key: str, value: Any, low: float = 0.0) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    _check(ok and value >= low, key, f"a number >= {low:g}", value)
-    return float(value)
-
-
-def _int(key: str, value: Any, low: int) -> int:
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= low,
-        key,
-        f"an int >= {low}",
-        value,
-    )
-    return value
+_P = Params("cyclegan")
 
 
 def _range(value: Any) -> tuple[float, float]:
@@ -90,7 +73,7 @@ def _range(value: Any) -> tuple[float, float]:
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         and value[0] < value[1]
     )
-    _check(
+    _P.check(
         ok, "image_range", "[low, high] with low < high (the data range after the intensity preset)", value
     )
     return float(value[0]), float(value[1])
@@ -104,7 +87,7 @@ def _domains(cfg: Config, domains: Sequence[str] | None) -> tuple[str, str]:
             return names if names[0] != names[1] else ("source", "target")
         return ("ct", "mr")
     ok = isinstance(domains, (list, tuple)) and len(domains) == 2 and all(isinstance(d, str) for d in domains)
-    _check(
+    _P.check(
         ok and domains[0] != domains[1] and all(d.isidentifier() for d in domains),
         "domains",
         "two different names, e.g. [ct, mr] (source, target)",
@@ -148,20 +131,20 @@ class CycleGAN(Method):
             raise ValueError(
                 'method "cyclegan" is 2D: set data.slice_axis (and target.slice_axis) to slice volumes'
             )
-        _check(generator in GENERATORS, "generator", " | ".join(GENERATORS), generator)
-        _check(gan_mode in ("lsgan", "vanilla"), "gan_mode", "lsgan | vanilla", gan_mode)
+        _P.check(generator in GENERATORS, "generator", " | ".join(GENERATORS), generator)
+        _P.check(gan_mode in ("lsgan", "vanilla"), "gan_mode", "lsgan | vanilla", gan_mode)
         for key, value in dict(ngf=ngf, ndf=ndf, n_layers_d=n_layers_d, unet_downs=unet_downs).items():
-            _int(key, value, 1)
-        _int("pool_size", pool_size, 0)
+            _P.integer(key, value, 1, "an int")
+        _P.integer("pool_size", pool_size, 0, "an int")
         for key, value in {"segment": segment, "seg_on_real_source": seg_on_real_source}.items():
-            _check(isinstance(value, bool), key, "true or false", value)
+            _P.check(isinstance(value, bool), key, "true or false", value)
         self.lo, self.hi = _range(image_range)
-        self.lambda_cycle = _number("lambda_cycle", lambda_cycle)
-        self.lambda_identity = _number("lambda_identity", lambda_identity)
-        self.lambda_seg = _number("lambda_seg", lambda_seg)
-        self.shape_consistency = _number("shape_consistency", shape_consistency)
-        self.lr, self.beta1 = _number("lr", lr, 1e-12), _number("beta1", beta1)
-        _check(self.beta1 < 1.0, "beta1", "in [0, 1)", beta1)
+        self.lambda_cycle = _P.number("lambda_cycle", lambda_cycle)
+        self.lambda_identity = _P.number("lambda_identity", lambda_identity)
+        self.lambda_seg = _P.number("lambda_seg", lambda_seg)
+        self.shape_consistency = _P.number("shape_consistency", shape_consistency)
+        self.lr, self.beta1 = _P.number("lr", lr, 1e-12), _P.number("beta1", beta1)
+        _P.check(self.beta1 < 1.0, "beta1", "in [0, 1)", beta1)
         if not segment and (seg_on_real_source or self.shape_consistency):
             raise ValueError(f"{_WHERE}: seg_on_real_source and shape_consistency need segment: true")
         if self.shape_consistency and not seg_on_real_source:

@@ -19,7 +19,6 @@ it saves ``synthesis_step<N>.png`` (label -> synthetic -> real) at every ``train
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,9 +41,10 @@ from weakseg.methods.gan_steps import (
     gan_update,
     to_gan_range,
 )
+from weakseg.methods.params import Params
 from weakseg.nets import build_discriminator, build_network
 
-__all__ = ["CONDITIONS", "CGAN", "check_label_values", "one_hot"]
+__all__ = ["CGAN", "CONDITIONS", "check_label_values", "one_hot"]
 
 CONDITIONS = ("label", "label_and_context")
 
@@ -63,46 +63,6 @@ def check_label_values(label: Tensor, num_classes: int, where: str) -> None:
             f"{where}: label values {found} are outside 0..{num_classes - 1}, the classes this synthesis model "
             f"was trained on (data.num_classes = {num_classes}); remap the label maps or train on these classes"
         )
-
-
-class GanParams:
-    """Validation of ``method.params`` shared by the synthesis methods (errors name the method and the key)."""
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-
-    def fail(self, key: str, expected: str, value: Any) -> None:
-        raise ValueError(f'method "{self.method}": method.params.{key} must be {expected}, got {value!r}')
-
-    def number(self, key: str, value: Any, low: float = 0.0, high: float = math.inf) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-        if not ok:
-            self.fail(key, f"a number in [{low:g}, {high:g}]", value)
-        return float(value)
-
-    def integer(self, key: str, value: Any, low: int) -> int:
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-            self.fail(key, f"an integer >= {low}", value)
-        return value
-
-    def choice(self, key: str, value: Any, options: Sequence[str]) -> str:
-        if value not in options:
-            self.fail(key, " | ".join(options), value)
-        return value
-
-    def image_range(self, value: Any) -> tuple[float, float]:
-        ok = (
-            isinstance(value, (list, tuple))
-            and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        )
-        if not ok or value[0] >= value[1]:
-            self.fail(
-                "image_range",
-                "[low, high] with low < high (the data range after the intensity preset)",
-                value,
-            )
-        return float(value[0]), float(value[1])
 
 
 class CGAN(Method):
@@ -127,7 +87,7 @@ class CGAN(Method):
         image_range: Sequence[float] = (0.0, 1.0),
     ) -> None:
         super().__init__()
-        p = GanParams(self.method_name)
+        p = Params(self.method_name)
         if cfg.data.spatial_dims != 2:
             raise ValueError(f'method "{self.method_name}" is 2D: set data.slice_axis to synthesise slices')
         self.condition_kind = p.choice("condition", condition, CONDITIONS)

@@ -19,12 +19,13 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Adam, Optimizer
 
-from gans.cgan import CGAN, GanParams, one_hot
+from gans.cgan import CGAN, one_hot
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
+from weakseg.methods.params import Params
 from weakseg.methods.semi import rank_slice
 from weakseg.nets import build_discriminator
 from weakseg.nets.init import init_weights
@@ -76,7 +77,7 @@ class DualGAN(CGAN):
         **cgan_params,
     ) -> None:
         super().__init__(cfg, **cgan_params)
-        p = GanParams(self.method_name)
+        p = Params(self.method_name)
         if self.condition_kind != "label":
             p.fail(
                 "condition",

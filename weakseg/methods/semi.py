@@ -48,6 +48,7 @@ from weakseg.methods.gan_steps import (
     discriminator_step,
     generator_step,
 )
+from weakseg.methods.params import Params
 from weakseg.methods.supervised import build_segmenter
 from weakseg.nets import build_discriminator
 
@@ -60,23 +61,6 @@ def sigmoid_rampup(step: int, rampup_steps: int) -> float:
         return 1.0
     t = min(1.0, max(0.0, step / rampup_steps))
     return math.exp(-5.0 * (1.0 - t) ** 2)
-
-
-def _check(method: str, key: str, value: Any, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ValueError(f'method "{method}": method.params.{key} must be {expected}, got {value!r}')
-
-
-def _number(method: str, key: str, value: Any, low: float = 0.0, high: float = math.inf) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-    _check(method, key, value, ok, f"a number in [{low:g}, {high:g}]")
-    return float(value)
-
-
-def _steps(method: str, key: str, value: Any) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    _check(method, key, value, ok, "an integer >= 0 (a training step)")
-    return value
 
 
 def _logits(out: Tensor | list[Tensor]) -> Tensor:
@@ -146,14 +130,16 @@ class MeanTeacher(SemiMethod):
     ) -> None:
         super().__init__(cfg)
         n = self.name
-        self.ema_decay = _number(n, "ema_decay", ema_decay, 0.0, 1.0)
-        self.consistency = _number(n, "consistency", consistency)
+        self.ema_decay = Params(n).number("ema_decay", ema_decay, 0.0, 1.0)
+        self.consistency = Params(n).number("consistency", consistency)
         default_rampup = int(0.4 * cfg.train.max_steps)  # SSL4MIS ramps up over ~40% of the run
-        self.rampup_steps = _steps(
-            n, "rampup_steps", default_rampup if rampup_steps is None else rampup_steps
+        self.rampup_steps = Params(n).integer(
+            "rampup_steps", default_rampup if rampup_steps is None else rampup_steps, 0
         )
-        self.noise_std = _number(n, "noise_std", noise_std)
-        _check(n, "predict_with", predict_with, predict_with in ("teacher", "student"), "teacher or student")
+        self.noise_std = Params(n).number("noise_std", noise_std)
+        Params(n).check(
+            predict_with in ("teacher", "student"), "predict_with", "teacher or student", predict_with
+        )
         self.predict_with = predict_with
         self.teacher = copy.deepcopy(self.net)
         for p in self.teacher.parameters():
@@ -218,9 +204,9 @@ class _Adversarial(SemiMethod):
     def __init__(self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float]) -> None:
         super().__init__(cfg)
         n = self.name
-        self.d_lr = _number(n, "d_lr", d_lr, 1e-12)
+        self.d_lr = Params(n).number("d_lr", d_lr, 1e-12)
         ok = isinstance(d_betas, (list, tuple)) and len(d_betas) == 2 and all(0 <= b < 1 for b in d_betas)
-        _check(n, "d_betas", d_betas, ok, "two numbers in [0, 1)")
+        Params(n).check(ok, "d_betas", "two numbers in [0, 1)", d_betas)
         self.d_betas = (float(d_betas[0]), float(d_betas[1]))
         self.disc = disc
         self.gan_loss = GANLoss("vanilla")
@@ -261,8 +247,8 @@ class DAN(_Adversarial):
         channels = cfg.data.in_channels + cfg.data.num_classes
         disc = build_discriminator("evaluation", channels, ndf=ndf, n_layers=n_layers)
         super().__init__(cfg, disc, d_lr, d_betas)
-        self.lambda_adv = _number(self.name, "lambda_adv", lambda_adv)
-        self.adv_start = _steps(self.name, "adv_start", adv_start)
+        self.lambda_adv = Params(self.name).number("lambda_adv", lambda_adv)
+        self.adv_start = Params(self.name).integer("adv_start", adv_start, 0)
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
@@ -301,12 +287,12 @@ class Hung(_Adversarial):
         disc = build_discriminator("fcn", cfg.data.num_classes, ndf=ndf)
         super().__init__(cfg, disc, d_lr, d_betas)
         n = self.name
-        self.lambda_adv = _number(n, "lambda_adv", lambda_adv)
-        self.lambda_adv_unlabeled = _number(n, "lambda_adv_unlabeled", lambda_adv_unlabeled)
-        self.lambda_semi = _number(n, "lambda_semi", lambda_semi)
-        self.threshold = _number(n, "threshold", threshold, 0.0, 1.0)
-        self.adv_start = _steps(n, "adv_start", adv_start)
-        self.semi_start = _steps(n, "semi_start", semi_start)
+        self.lambda_adv = Params(n).number("lambda_adv", lambda_adv)
+        self.lambda_adv_unlabeled = Params(n).number("lambda_adv_unlabeled", lambda_adv_unlabeled)
+        self.lambda_semi = Params(n).number("lambda_semi", lambda_semi)
+        self.threshold = Params(n).number("threshold", threshold, 0.0, 1.0)
+        self.adv_start = Params(n).integer("adv_start", adv_start, 0)
+        self.semi_start = Params(n).integer("semi_start", semi_start, 0)
         self.confident_fraction = 0.0
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
