@@ -32,7 +32,6 @@ import math
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,19 +63,6 @@ _WHERE = 'method "cyclegan": method.params'
 
 
 _P = Params("cyclegan")
-
-
-def _range(value: Any) -> tuple[float, float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == 2
-    ok = (
-        ok
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        and value[0] < value[1]
-    )
-    _P.check(
-        ok, "image_range", "[low, high] with low < high (the data range after the intensity preset)", value
-    )
-    return float(value[0]), float(value[1])
 
 
 def _domains(cfg: Config, domains: Sequence[str] | None) -> tuple[str, str]:
@@ -138,7 +124,7 @@ class CycleGAN(Method):
         _P.integer("pool_size", pool_size, 0, "an int")
         for key, value in {"segment": segment, "seg_on_real_source": seg_on_real_source}.items():
             _P.check(isinstance(value, bool), key, "true or false", value)
-        self.lo, self.hi = _range(image_range)
+        self.lo, self.hi = _P.image_range(image_range)
         self.lambda_cycle = _P.number("lambda_cycle", lambda_cycle)
         self.lambda_identity = _P.number("lambda_identity", lambda_identity)
         self.lambda_seg = _P.number("lambda_seg", lambda_seg)

@@ -29,6 +29,7 @@ from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.params import Params
 from weakseg.nets import build_network
 
 __all__ = ["BoxSeg", "bounding_box"]
@@ -68,16 +69,12 @@ class BoxSeg(Method):
         super().__init__()
         if cfg.data.spatial_dims != 2:
             raise ValueError('method "box" is 2D: set data.slice_axis to segment slices')
-        checks = {
-            "crop_size": (crop_size, isinstance(crop_size, int) and crop_size >= 16, "an integer >= 16"),
-            "margin": (margin, 0 <= margin <= 1, "in [0, 1]"),
-            "jitter": (jitter, 0 <= jitter <= 1, "in [0, 1]"),
-            "steps": (steps, isinstance(steps, int) and steps >= 0, "an integer >= 0"),
-            "uncertain": (uncertain, 0 <= uncertain < 0.5, "in [0, 0.5)"),
-        }
-        for key, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ValueError(f'method "box": method.params.{key} must be {expected}, got {value!r}')
+        p = Params("box")
+        p.integer("crop_size", crop_size, 16)
+        p.number("margin", margin, 0.0, 1.0)
+        p.number("jitter", jitter, 0.0, 1.0)
+        p.integer("steps", steps, 0)
+        p.number("uncertain", uncertain, 0.0, 0.499)
         self.crop_size, self.margin, self.jitter = crop_size, float(margin), float(jitter)
         self.steps, self.fine_tune_lr = steps, float(fine_tune_lr)
         self.scribble_weight, self.uncertain = float(scribble_weight), float(uncertain)

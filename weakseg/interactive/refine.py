@@ -34,6 +34,7 @@ from weakseg.interactive.distances import euclidean_distance, geodesic_distance
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.params import Params
 from weakseg.nets import build_network
 
 __all__ = ["Refine", "click_maps"]
@@ -95,18 +96,11 @@ class Refine(Method):
         super().__init__()
         if cfg.data.spatial_dims != 2:
             raise ValueError('method "refine" is 2D: set data.slice_axis to refine slices')
-        if distance not in DISTANCES:
-            raise ValueError(
-                f'method "refine": method.params.distance must be geodesic or euclidean, got {distance!r}'
-            )
-        if isinstance(max_clicks, bool) or not isinstance(max_clicks, int) or max_clicks < 0:
-            raise ValueError(
-                f'method "refine": method.params.max_clicks must be an integer >= 0, got {max_clicks!r}'
-            )
-        if not (isinstance(distance_scale, (int, float)) and distance_scale > 0 and lamb >= 0):
-            raise ValueError(
-                f'method "refine": method.params.distance_scale must be > 0 and lamb >= 0, got {distance_scale!r}, {lamb!r}'
-            )
+        p = Params("refine")
+        p.check(distance in DISTANCES, "distance", "geodesic or euclidean", distance)
+        p.integer("max_clicks", max_clicks, 0)
+        p.number("distance_scale", distance_scale, 1e-6)
+        p.number("lamb", lamb)
         self.num_classes, self.max_clicks = cfg.data.num_classes, max_clicks
         self.distance, self.lamb, self.scale = distance, float(lamb), float(distance_scale)
         self.optim_cfg = cfg.optim
