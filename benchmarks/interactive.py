@@ -48,7 +48,12 @@ def first_config(args, task: str) -> Config:
 def refine_config(args, task: str, first: Path) -> Config:
     cfg = copy.deepcopy(first_config(args, task))
     cfg.method.name = "refine"
-    cfg.method.params = {"initial": str(first), "max_clicks": args.train_clicks, "distance": args.distance}
+    cfg.method.params = {
+        "initial": str(first),
+        "max_clicks": args.train_clicks,
+        "distance": args.distance,
+        "corrupt_prior": args.corrupt_prior,
+    }
     cfg.train.max_steps, cfg.train.eval_every = args.refine_steps, max(1, args.refine_steps // 4)
     cfg.train.name = f"{task}_refine"
     return cfg
@@ -105,6 +110,9 @@ def main() -> None:
     ap.add_argument("--refine-steps", type=int, default=1000)
     ap.add_argument("--train-clicks", type=int, default=5)
     ap.add_argument("--distance", default="geodesic", choices=["geodesic", "euclidean"])
+    ap.add_argument(
+        "--corrupt-prior", type=float, default=0.5, help="share of training priors corrupted (method.params)"
+    )
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--clicks", type=int, default=10)
     args = ap.parse_args()
@@ -146,7 +154,8 @@ def main() -> None:
         "## Interactive refinement: Dice against simulated clicks\n\n"
         f"Command: `{cmd}` (JSON: `benchmarks/results/interactive.json`). CPU size {args.size} px; first "
         f"network {args.first_steps} steps, refine network {args.refine_steps} steps ({args.distance} click "
-        f"maps, up to {args.train_clicks} clicks in training); {args.episodes} (image, class) episodes per task "
+        f"maps, up to {args.train_clicks} clicks in training, {args.corrupt_prior:g} of the training first results "
+        f"corrupted); {args.episodes} (image, class) episodes per task "
         "from the validation cases; the simulated user clicks the centre of the largest error region. GrabCut gets "
         "the same first result and clicks; NoC@d = clicks to reach Dice d (N + 1 when never).\n\n"
         + "\n".join(lines)

@@ -54,7 +54,8 @@ def config(args, task: str, method: str, seed: int) -> Config:
         f"train.name={task}_{method}_s{seed}",
     ]
     if method == "hung":
-        overrides.append(f"method.params={{semi_start: {args.steps // 4}}}")  # paper: 5k of 20k iterations
+        # paper: self-training from 5k of 20k iterations; discriminator ndf 64 (--hung-ndf 32 at CPU size)
+        overrides.append(f"method.params={{semi_start: {args.steps // 4}, ndf: {args.hung_ndf}}}")
     cfg = load_config(base, [*overrides, *args.set])
     cfg.data.splits = _splits(args, kind, n_labeled, seed)
     if kind == "drive":
@@ -122,9 +123,11 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--size", type=int, default=128, help="CT slices resized to SIZE, DRIVE crops of SIZE")
     ap.add_argument("--batch-size", type=int, default=8, help="labeled and unlabeled samples per batch")
+    ap.add_argument("--hung-ndf", type=int, default=64, help="filters of Hung's discriminator (paper: 64)")
     ap.add_argument("--set", action="append", default=[], help="extra config override")
     args = ap.parse_args()
-    rows = [run_one(args, t, m, s) for t in args.tasks for s in args.seeds for m in args.methods]
+    # seeds outermost: an interrupted run leaves whole seeds behind (rerun with the same flags to resume)
+    rows = [run_one(args, t, m, s) for s in args.seeds for t in args.tasks for m in args.methods]
     cmd = "python benchmarks/semi.py " + " ".join(sys.argv[1:])
     write_json(REPO / "benchmarks" / "results" / "semi.json", {"command": cmd, "rows": rows})
     plot(rows, args.methods, REPO / "docs" / "img" / "semi_ct.png")
@@ -144,7 +147,9 @@ def main() -> None:
         f"{args.batch_size} labeled + {args.batch_size} unlabeled per batch. ctN = N labeled CT patients (the "
         "other training patients unlabeled); drive2 = 2 labeled DRIVE images (13 training + 20 test images "
         "unlabeled). Method defaults of weakseg/methods/semi.py; Hung's self-training starts at a quarter of "
-        "the run.\n\n" + "\n".join(lines) + "\n\n![Dice against labeled CT patients](img/semi_ct.png)\n"
+        f"the run, Hung's discriminator has ndf {args.hung_ndf}.\n\n"
+        + "\n".join(lines)
+        + "\n\n![Dice against labeled CT patients](img/semi_ct.png)\n"
     )
     update_results_md("semi", body)
     print(body)

@@ -67,6 +67,25 @@ def test_first_network_is_embedded_in_the_checkpoint(tiny_cfg_path, tmp_path):
     assert probs.shape == (1, 5, 32, 32) and torch.allclose(probs.sum(1), torch.ones(1, 32, 32), atol=1e-5)
 
 
+def test_first_network_result_is_corrupted_with_probability_corrupt_prior(tiny_cfg_path):
+    """The first network fits its training images; ``corrupt_prior`` gives the clicks errors to fix."""
+    import numpy as np
+
+    label = np.zeros((32, 32), np.int64)
+    label[8:24, 8:24] = 1
+    prior = np.zeros((5, 32, 32), np.float32)
+    prior[1] = np.where(label == 1, 0.9, 0.1)  # a near-perfect first result
+    for p, changed in ((0.0, False), (1.0, True)):
+        cfg = load_config(tiny_cfg_path, ["method.name=refine", f"method.params={{corrupt_prior: {p}}}"])
+        method = build_method(cfg)
+        rng = np.random.default_rng(0)
+        firsts = [method._episode(label, prior, rng)[1] for _ in range(8)]
+        assert all(f.shape == (32, 32) and ((f >= 0) & (f <= 1)).all() for f in firsts)
+        assert any(not np.array_equal(f, prior[1]) for f in firsts) == changed
+    with pytest.raises(ValueError, match=r"corrupt_prior must be a number in \[0, 1\]"):
+        build_method(load_config(tiny_cfg_path, ["method.name=refine", "method.params={corrupt_prior: 2}"]))
+
+
 @pytest.mark.parametrize(
     ("params", "match"),
     [

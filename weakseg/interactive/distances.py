@@ -33,20 +33,24 @@ def euclidean_distance(seeds: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def _sweep(dist: torch.Tensor, image: torch.Tensor, lamb: float) -> torch.Tensor:
     """One top-down pass over a batch: dist (B, H, W), image (B, C, H, W); row i takes the min over its three
-    upper neighbours (and itself), for every map of the batch at once."""
+    upper neighbours (and itself), for every map of the batch at once. The step costs do not depend on the
+    distances, so they are computed for the whole image first; the sequential part is adds and mins only."""
+    pad = torch.cat(
+        [image[..., :1], image, image[..., -1:]], -1
+    )  # edge columns repeated (their cost is unused)
+    here = image[:, :, 1:]
+    costs = torch.stack(  # (B, H - 1, 3, W): from row i - 1, column j + k - 1 (k = 0, 1, 2) to row i, column j
+        [
+            torch.sqrt(ds2 + lamb * lamb * (here - pad[:, :, :-1, k : k + image.shape[-1]]).pow(2).sum(1))
+            for k, ds2 in ((0, 2.0), (1, 1.0), (2, 2.0))
+        ],
+        2,
+    )
     rows = list(dist.unbind(1))  # H tensors of (B, W)
     inf = torch.full_like(rows[0][:, :1], math.inf)
     for i in range(1, len(rows)):
-        prev, cur, up, here = rows[i - 1], rows[i], image[:, :, i - 1], image[:, :, i]
-        neighbours = (
-            (torch.cat([inf, prev[:, :-1]], 1), torch.cat([up[..., :1], up[..., :-1]], -1), 2.0),  # j - 1
-            (prev, up, 1.0),  # j
-            (torch.cat([prev[:, 1:], inf], 1), torch.cat([up[..., 1:], up[..., -1:]], -1), 2.0),  # j + 1
-        )
-        for p_dist, p_img, ds2 in neighbours:
-            d_i = (here - p_img).pow(2).sum(1)
-            cur = torch.minimum(cur, p_dist + torch.sqrt(ds2 + lamb * lamb * d_i))
-        rows[i] = cur
+        prev = torch.cat([inf, rows[i - 1], inf], 1).unfold(1, 3, 1).transpose(1, 2)  # (B, 3, W) view
+        rows[i] = torch.minimum(rows[i], (prev + costs[:, i - 1]).amin(1))
     return torch.stack(rows, 1)
 
 

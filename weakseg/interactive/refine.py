@@ -92,11 +92,13 @@ class Refine(Method):
         distance: str = "geodesic",
         lamb: float = 1.0,
         distance_scale: float = 20.0,
+        corrupt_prior: float = 0.5,
     ) -> None:
         super().__init__()
         if cfg.data.spatial_dims != 2:
             raise ValueError('method "refine" is 2D: set data.slice_axis to refine slices')
         p = Params("refine")
+        self.corrupt_prior = p.number("corrupt_prior", corrupt_prior, 0.0, 1.0)
         p.check(distance in DISTANCES, "distance", "geodesic or euclidean", distance)
         p.integer("max_clicks", max_clicks, 0)
         p.number("distance_scale", distance_scale, 1e-6)
@@ -189,7 +191,15 @@ class Refine(Method):
         present = [c for c in np.unique(label) if c > 0]
         target = int(rng.choice(present)) if present else 1
         truth = label == target
-        first = _corrupt(truth, rng).astype(np.float32) if prior is None else prior[target]
+        if prior is None:
+            first = _corrupt(truth, rng).astype(np.float32)
+        else:
+            first = prior[target]
+            if rng.random() < self.corrupt_prior:
+                # the first network fits its own training images: corrupt its result so that clicks matter
+                binary = first > 0.5
+                wrong = _corrupt(binary, rng)
+                first = np.where(wrong != binary, wrong.astype(np.float32), first)
         state = first > 0.5
         clicks = []
         for _ in range(int(rng.integers(0, self.max_clicks + 1))):

@@ -1,0 +1,202 @@
+"""Latency of ``weakseg serve`` on 256x256 CT slices: the HTTP round trip of one /api/segment request, per mode,
+beside OpenCV's GrabCut given the same clicks (the peer, timed in the same run on the same machine).
+
+    python benchmarks/serve_latency.py --data-root ../shared/data
+
+Trains (or reuses) three networks with configs/ct.yaml's U-Net at the slices' native 256x256: the first
+network, the ``refine`` network (geodesic click maps) and the ``box`` network, --steps steps each. Latency
+depends on the architecture and the image size, not on how well the weights are trained (the quality of
+refinement is benchmarks/interactive.py's measurement), so the runs are short. Then a server on 127.0.0.1
+serves the CT folder and a simulated user works through --episodes (validation slice, organ) episodes:
+up to --clicks clicks each, placed on the current error (weakseg.interactive.clicks.next_click), each click one
+POST /api/segment with all clicks so far (refine mode); then the organ's bounding box alone (box mode) and the
+box with the first --box-clicks clicks (box mode + image-specific fine-tuning). The first request of each
+slice includes the first network's forward pass (cached after). Runs live in runs/bench/serve_latency/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import io
+import json
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import REPO, default_data_root, fit_or_reuse, machine, update_results_md, write_json
+
+from weakseg.config import Config, load_config
+from weakseg.data import build_datasets
+
+OUT = REPO / "runs" / "bench" / "serve_latency"
+
+
+def configs(args) -> dict[str, Config]:
+    first = load_config(REPO / "configs" / "ct.yaml")
+    first.data.root = str(args.data_root / "abdominal_ct_mr" / "ct")
+    first.train.max_steps, first.train.eval_every = args.steps, args.steps
+    first.train.name = "first"
+    refine = copy.deepcopy(first)
+    refine.method.name = "refine"
+    refine.method.params = {"initial": str(OUT / "first" / "last.pt"), "distance": "geodesic"}
+    refine.train.name = "refine"
+    box = copy.deepcopy(first)
+    box.method.name = "box"
+    box.train.name = "box"
+    return {"first": first, "refine": refine, "box": box}
+
+
+def _post(url: str, body: dict) -> tuple[float, dict]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req) as res:
+        out = json.loads(res.read())
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def _mask(answer: dict) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["mask"])))) > 0
+
+
+def _stats(ms: list[float]) -> dict:
+    v = np.asarray(ms)
+    return {
+        "n": len(v),
+        "median_ms": float(np.median(v)),
+        "p95_ms": float(np.percentile(v, 95)),
+        "max_ms": float(v.max()),
+    }
+
+
+def measure(args, session, val) -> dict[str, list[float]]:
+    from weakseg.interactive.box import bounding_box
+    from weakseg.interactive.clicks import next_click
+    from weakseg.interactive.evaluate import grabcut_refine
+    from weakseg.interactive.server import make_server
+
+    index = {name: i for i, name in enumerate(session.names)}
+    pool = []
+    for i in range(len(val)):
+        present = [int(c) for c in torch.unique(val[i]["label"]) if c > 0]
+        pool += [(i, c) for c in present]
+    rng = np.random.default_rng(0)
+    picks = sorted(rng.choice(len(pool), size=min(args.episodes, len(pool)), replace=False))
+    server = make_server(session, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/api/segment"
+    seen: set[int] = set()  # slices whose first-network result the server has cached
+    times: dict[str, list[float]] = {
+        k: [] for k in ("refine", "refine_first", "box", "box_fine_tune", "grabcut")
+    }
+    try:
+        for k in picks:
+            i, target = pool[k]
+            sample = val[i]
+            slot = index[val.records[i].name]
+            truth = (sample["label"] == target).numpy()
+            image = sample["image"].numpy()
+            state, clicks = None, []
+            for _ in range(args.clicks + 1):  # the first result, then one request per click
+                if state is not None:
+                    click = next_click(state, truth)
+                    if click is None:
+                        break
+                    clicks.append(click)
+                body = {
+                    "index": slot,
+                    "target": target,
+                    "clicks": [{"y": c.y, "x": c.x, "fg": c.foreground} for c in clicks],
+                }
+                ms, out = _post(url, body)
+                times["refine_first" if slot not in seen else "refine"].append(ms)
+                seen.add(slot)
+                state = _mask(out)
+                if clicks:
+                    prior = session._first_probs(slot)[target].numpy() > 0.5
+                    t0 = time.perf_counter()
+                    grabcut_refine(image, prior, clicks)
+                    times["grabcut"].append((time.perf_counter() - t0) * 1000)
+            box = bounding_box(truth)
+            ms, _ = _post(url, {"index": slot, "target": target, "clicks": [], "box": list(box)})
+            times["box"].append(ms)
+            inside = [c for c in clicks if box[0] <= c.y < box[2] and box[1] <= c.x < box[3]]
+            body = {
+                "index": slot,
+                "target": target,
+                "clicks": [{"y": c.y, "x": c.x, "fg": c.foreground} for c in inside[: args.box_clicks]]
+                or [{"y": (box[0] + box[2]) // 2, "x": (box[1] + box[3]) // 2, "fg": True}],
+                "box": list(box),
+            }
+            ms, _ = _post(url, body)
+            times["box_fine_tune"].append(ms)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return times
+
+
+def main() -> None:
+    from weakseg.interactive.server import SegmentationSession
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", type=Path, default=default_data_root())
+    ap.add_argument("--steps", type=int, default=100, help="training steps of each network")
+    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--clicks", type=int, default=10)
+    ap.add_argument("--box-clicks", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    cfgs = configs(args)
+    for name, cfg in cfgs.items():
+        fit_or_reuse(cfg, OUT / name)
+    torch.set_num_threads(args.threads)
+    session = SegmentationSession(
+        OUT / "refine" / "last.pt",
+        args.data_root / "abdominal_ct_mr" / "ct",
+        box_checkpoint=OUT / "box" / "last.pt",
+    )
+    val = build_datasets(cfgs["first"].data)["val"]
+    times = measure(args, session, val)
+    stats = {k: _stats(v) for k, v in times.items() if v}
+    cmd = "python benchmarks/serve_latency.py " + " ".join(sys.argv[1:])
+    write_json(REPO / "benchmarks" / "results" / "serve_latency.json", {"command": cmd, "stats": stats})
+    labels = {
+        "refine_first": "refine, first request of a slice (+ first network)",
+        "refine": "refine, later clicks (geodesic maps of all clicks + refine network)",
+        "box": "box (crop, box network)",
+        "box_fine_tune": f"box + up to {args.box_clicks} clicks (image-specific fine-tuning)",
+        "grabcut": "peer: OpenCV GrabCut, same image, first result and clicks (in process, no HTTP)",
+    }
+    lines = ["| request | n | median ms | p95 ms | max ms |", "|---|---|---|---|---|"]
+    for k, s in stats.items():
+        lines.append(
+            f"| {labels[k]} | {s['n']} | {s['median_ms']:.0f} | {s['p95_ms']:.0f} | {s['max_ms']:.0f} |"
+        )
+    ratio = stats["refine"]["median_ms"] / stats["grabcut"]["median_ms"]
+    body = (
+        "## Interactive page latency (256x256 CT slices)\n\n"
+        f"Command: `{cmd}` (JSON: `benchmarks/results/serve_latency.json`); {machine()}, "
+        f"{args.threads} torch threads. HTTP round trip of `POST /api/segment` to `weakseg serve` on 127.0.0.1 "
+        f"(client-side clock), {args.episodes} (validation slice, organ) episodes of up to {args.clicks} "
+        "simulated clicks; configs/ct.yaml's U-Net at 256x256 for the first, refine (geodesic) and box "
+        f"networks ({args.steps} training steps each: latency does not depend on training). Target: a refined "
+        "mask within a second on CPU.\n\n"
+        + "\n".join(lines)
+        + f"\n\nRefine click (HTTP included) / GrabCut (no HTTP) median: {ratio:.2f}x.\n"
+    )
+    update_results_md("serve_latency", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
