@@ -66,6 +66,13 @@ def gan_config(args, task: str) -> Config:
         "ndf": 64,
         "label_size": args.size,
         "label_ngf": args.ngf,
+        # vessel trees are texture-like: spatial noise (8x8 at 128 px) and a patch critic; organ layouts are
+        # global: one 4x4 code and an image-level critic
+        **(
+            {"label_critic": "patch", "label_noise_size": args.size // 16, "z_dim": 32}
+            if task == "drive"
+            else {"label_critic": "image", "label_noise_size": 4}
+        ),
     }
     cfg.optim.name, cfg.optim.lr, cfg.optim.betas = "adam", 2e-4, [0.5, 0.999]
     cfg.optim.schedule, cfg.optim.grad_clip = "constant_linear", None

@@ -5,12 +5,15 @@ Method ``dual_gan``: stage 1 is an unconditional GAN of label maps, stage 2 the 
 their own optimizers (``G_label``/``D_label`` and ``G``/``D``), so stage 2 learns from real label maps and
 ``generate`` chains them: ``sample_labels`` -> ``generate``.
 
-Stage 1 (hand-written: no library has a label-map GAN): a DCGAN-style generator (``LabelMapGenerator``: z of
-``z_dim`` -> 4x4 -> transposed-conv upsamplings to ``label_size``) outputs class logits; a straight-through
-estimator makes its output exactly one-hot (argmax) in the forward pass, as discrete as the real maps, so the
-critic cannot tell them apart by softness, while gradients flow through the softmax at temperature ``tau``. The critic is
-the image-level ``evaluation`` discriminator (convs + global pooling): organ layouts and vessel trees are
-global structures a patch critic cannot judge. Adam(``label_lr``, (0.5, 0.999)), LSGAN loss by default.
+Stage 1 (hand-written: no library has a label-map GAN): ``LabelMapGenerator`` turns a spatial noise map
+(``z_dim`` channels at ``label_noise_size`` squared) into class logits at ``label_size`` by nearest-neighbour
+upsampling + 3x3 convolutions (no transposed convolutions: their checkerboard is an easy tell for a critic of
+one-hot maps). A straight-through estimator makes its output exactly one-hot (argmax) in the forward pass, as
+discrete as the real maps, while gradients flow through the softmax at temperature ``tau``. The critic
+(``label_critic``) is either the image-level ``evaluation`` discriminator (convs + global pooling: for global
+layouts such as abdominal organs, with a small ``label_noise_size`` so one code drives the whole map) or the
+70x70 ``patchgan`` (for texture-like structures such as vessel trees, with a larger ``label_noise_size``,
+after the spatial GAN of Jetchev et al. 2016). Adam(``label_lr``, (0.5, 0.999)), LSGAN loss by default.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch.optim import Adam, Optimizer
 
 from gans.cgan import CGAN, one_hot
 from weakseg.config import Config
+from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
@@ -34,22 +38,29 @@ __all__ = ["DualGAN", "LabelMapGenerator"]
 
 
 class LabelMapGenerator(nn.Module):
-    """z (B, z_dim) -> class logits (B, num_classes, size, size); ``size`` = 4 * 2**k, k >= 1 (DCGAN layout:
-    transposed 4x4 stride-2 convs, batch norm, ReLU; widths halve from ``ngf * 8`` down to ``ngf``)."""
+    """Spatial noise z (B, z_dim, noise_size, noise_size) -> class logits (B, num_classes, size, size);
+    ``size / noise_size`` = 2**k, k >= 1: a 3x3 conv to ``ngf * 2**min(k - 1, 3)`` channels, then k times
+    nearest 2x upsampling + 3x3 conv (widths halve down to ``ngf``), each with batch norm and ReLU."""
 
-    def __init__(self, z_dim: int, num_classes: int, size: int, ngf: int = 64) -> None:
+    def __init__(self, z_dim: int, num_classes: int, size: int, ngf: int = 64, noise_size: int = 4) -> None:
         super().__init__()
-        k = (size // 4).bit_length() - 1
-        if size < 8 or 4 * 2**k != size:
-            raise ValueError(f"label map size must be 4 * 2**k (8, 16, ..., 128, 256), got {size}")
+        k = (size // max(1, noise_size)).bit_length() - 1
+        if noise_size < 1 or k < 1 or noise_size * 2**k != size:
+            raise ValueError(
+                f"label map size must be noise size {noise_size} times a power of two >= 2, got {size}"
+            )
         width = ngf * 2 ** min(k - 1, 3)
-        self.z_dim, self.size = z_dim, size
-        self.stem = nn.Sequential(nn.Linear(z_dim, width * 16), nn.Unflatten(1, (width, 4, 4)))
-        layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(True)]
+        self.z_dim, self.size, self.noise_size = z_dim, size, noise_size
+        layers: list[nn.Module] = [
+            nn.Conv2d(z_dim, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
         for _ in range(k):
             out = max(ngf, width // 2)
             layers += [
-                nn.ConvTranspose2d(width, out, 4, stride=2, padding=1, bias=False),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(width, out, 3, padding=1, bias=False),
                 nn.BatchNorm2d(out),
                 nn.ReLU(True),
             ]
@@ -57,8 +68,12 @@ class LabelMapGenerator(nn.Module):
         layers.append(nn.Conv2d(width, num_classes, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
+    def noise(self, n: int, generator: torch.Generator) -> Tensor:
+        """n noise maps (n, z_dim, noise_size, noise_size) drawn with ``generator`` (on the CPU)."""
+        return torch.randn(n, self.z_dim, self.noise_size, self.noise_size, generator=generator)
+
     def forward(self, z: Tensor) -> Tensor:
-        return self.body(self.stem(z))
+        return self.body(z)
 
 
 class DualGAN(CGAN):
@@ -71,6 +86,8 @@ class DualGAN(CGAN):
         z_dim: int = 128,
         label_ngf: int = 64,
         label_ndf: int = 32,
+        label_noise_size: int = 4,
+        label_critic: str = "image",
         label_gan_mode: str = "lsgan",
         label_lr: float = 2e-4,
         tau: float = 1.0,
@@ -89,20 +106,28 @@ class DualGAN(CGAN):
         self.tau = p.number("tau", tau, 1e-3)
         self.label_lr = p.number("label_lr", label_lr, 1e-12)
         mode = p.choice("label_gan_mode", label_gan_mode, ("lsgan", "vanilla"))
+        critic = p.choice("label_critic", label_critic, ("image", "patch"))
+        noise_size = p.integer("label_noise_size", label_noise_size, 1)
         try:
             self.label_g = init_weights(
                 LabelMapGenerator(
-                    self.z_dim, self.num_classes, self.label_size, p.integer("label_ngf", label_ngf, 1)
+                    self.z_dim,
+                    self.num_classes,
+                    self.label_size,
+                    p.integer("label_ngf", label_ngf, 1),
+                    noise_size,
                 ),
                 "normal",
                 0.02,
             )
         except ValueError as e:
             raise ValueError(f'method "{self.method_name}": method.params.label_size: {e}') from None
-        n_layers = max(1, min(6, (self.label_size // 4).bit_length() - 1))  # down to about 4x4
-        self.label_d = build_discriminator(
-            "evaluation", self.num_classes, ndf=p.integer("label_ndf", label_ndf, 1), n_layers=n_layers
-        )
+        ndf = p.integer("label_ndf", label_ndf, 1)
+        if critic == "image":
+            n_layers = max(1, min(6, (self.label_size // 4).bit_length() - 1))  # down to about 4x4
+            self.label_d = build_discriminator("evaluation", self.num_classes, ndf=ndf, n_layers=n_layers)
+        else:
+            self.label_d = build_discriminator("patchgan", self.num_classes, ndf=ndf)
         self.label_loss = GANLoss(mode)
         self.label_pool = ImagePool(0)
         self.noise_seed = cfg.train.seed
@@ -138,7 +163,7 @@ class DualGAN(CGAN):
         g = torch.Generator().manual_seed(self.noise_seed * 1_000_003 + step)  # exact on resume
         rank, world = rank_slice(ctx)  # DDP: noise for the global batch, this rank's block
         b = label.shape[0]
-        z = torch.randn(b * world, self.z_dim, generator=g)[rank * b : (rank + 1) * b].to(label.device)
+        z = unwrap(self.label_g).noise(b * world, g)[rank * b : (rank + 1) * b].to(label.device)
 
         def generator_loss() -> GeneratorOutput:
             fake = self._sample_one_hot(z)
@@ -163,8 +188,7 @@ class DualGAN(CGAN):
     def sample_labels(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` label maps (n, label_size, label_size) int64 from noise drawn with ``generator``."""
         device = next(self.label_g.parameters()).device
-        z = torch.randn(n, self.z_dim, generator=generator).to(device)
-        return self.label_g(z).argmax(1)
+        return self.label_g(unwrap(self.label_g).noise(n, generator).to(device)).argmax(1)
 
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, object]]]:
         """The cGAN rows, then sampled label maps -> synthetic images (the full noise -> label -> image chain)."""

@@ -44,6 +44,7 @@ class RecordingContext(StepContext):
         ("cgan", SMALL),
         ("cgan", f"{SMALL}, condition: label_and_context, erase_dilation: 2"),
         ("dual_gan", DUAL),
+        ("dual_gan", f"{DUAL}, label_critic: patch, label_noise_size: 8"),
     ],
 )
 def test_one_step_finite_and_discriminators_frozen(tiny_cfg_path, method_name, params):
@@ -63,9 +64,10 @@ def test_one_step_finite_and_discriminators_frozen(tiny_cfg_path, method_name, p
     assert fake.shape == batch["labeled"][Keys.IMAGE].shape and 0 <= fake.min() and fake.max() <= 1
 
 
-def test_dual_gan_samples_valid_label_maps(tiny_cfg_path):
+@pytest.mark.parametrize("noise_size", [4, 8, 16])
+def test_dual_gan_samples_valid_label_maps(tiny_cfg_path, noise_size):
     torch.manual_seed(0)
-    method = build_method(_cfg(tiny_cfg_path, "dual_gan", DUAL)).eval()
+    method = build_method(_cfg(tiny_cfg_path, "dual_gan", f"{DUAL}, label_noise_size: {noise_size}")).eval()
     a = method.sample_labels(3, torch.Generator().manual_seed(5))
     b = method.sample_labels(3, torch.Generator().manual_seed(5))
     assert a.shape == (3, 32, 32) and a.dtype == torch.int64 and torch.equal(a, b)
@@ -77,7 +79,12 @@ def test_dual_gan_samples_valid_label_maps(tiny_cfg_path):
     [
         ("cgan", "condition: labels", "condition must be label | label_and_context"),
         ("cgan", "lambda_l1: -1", "lambda_l1 must be a number"),
-        ("dual_gan", f"{SMALL}, label_size: 48", "label_size: label map size must be 4 \\* 2\\*\\*k"),
+        (
+            "dual_gan",
+            f"{SMALL}, label_size: 48",
+            "label_size: label map size must be noise size 4 times a power",
+        ),
+        ("dual_gan", f"{SMALL}, label_critic: global", "label_critic must be image | patch"),
         ("dual_gan", f"{SMALL}, condition: label_and_context", 'condition must be "label"'),
     ],
 )
