@@ -74,16 +74,33 @@ def _normalised(cfg) -> dict:
     return json.loads(json.dumps(config_to_dict(cfg)))
 
 
+def _as_recorded(cfg, saved: Path) -> dict | None:
+    """``cfg`` as its run folder records it. A ``refine`` run records its first network's config in place of
+    the ``method.params.initial`` checkpoint path (weakseg/interactive/refine.py): the path is resolved the same
+    way, and None (no match) when that checkpoint is newer than the run (the first network was retrained)."""
+    from weakseg.api import config_from_checkpoint
+    from weakseg.engine.checkpoint import load_checkpoint
+
+    wanted = _normalised(cfg)
+    initial = wanted["method"]["params"].get("initial")
+    if isinstance(initial, str) and Path(initial).is_file():
+        if Path(initial).stat().st_mtime > saved.stat().st_mtime:
+            return None
+        wanted["method"]["params"]["initial"] = _normalised(config_from_checkpoint(load_checkpoint(initial)))
+    return wanted
+
+
 def fit_or_reuse(cfg, run_dir: Path) -> dict:
     """Train ``cfg`` in ``run_dir``: reuse a finished run with the same config, resume an unfinished one,
     start over when the config changed. Returns the trainer's summary."""
-    from weakseg.config import config_from_dict, config_to_dict
+    from weakseg.config import config_from_dict
     from weakseg.engine.trainer import Trainer
 
-    wanted = json.loads(json.dumps(config_to_dict(cfg)))
     saved = run_dir / "config.json"
     # read back through the config schema: keys added to weakseg since that run take their defaults
-    same = saved.is_file() and _normalised(config_from_dict(json.loads(saved.read_text()))) == wanted
+    same = saved.is_file() and _normalised(config_from_dict(json.loads(saved.read_text()))) == _as_recorded(
+        cfg, saved
+    )
     summary = run_dir / "summary.json"
     if same and summary.is_file() and json.loads(summary.read_text())["step"] >= cfg.train.max_steps:
         print(f"reusing finished run {run_dir}")

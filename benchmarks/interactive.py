@@ -157,7 +157,7 @@ def main() -> None:
         f"maps, up to {args.train_clicks} clicks in training, {args.corrupt_prior:g} of the training first results "
         f"corrupted); {args.episodes} (image, class) episodes per task "
         "from the validation cases; the simulated user clicks the centre of the largest error region. GrabCut gets "
-        "the same first result and clicks; NoC@d = clicks to reach Dice d (N + 1 when never).\n\n"
+        "the same first result and clicks; both keep discs of radius 3 px around the clicks at the clicks' labels; NoC@d = clicks to reach Dice d (N + 1 when never).\n\n"
         + "\n".join(lines)
         + "\n\n![Dice against clicks](img/interactive_clicks.png)\n"
     )

@@ -72,3 +72,16 @@ def test_click_curves_noc_and_grabcut():
     cut = grabcut_refine(image, np.zeros((24, 24), bool), [Click(12, 12, True), Click(1, 1, False)])
     assert cut.shape == (24, 24) and cut[12, 12] and not cut[1, 1]
     assert (cut & truth).sum() >= 0.8 * truth.sum()  # GrabCut grows the click over the bright square
+
+
+def test_enforce_clicks_sets_discs_to_the_clicks_labels():
+    from weakseg.interactive.clicks import enforce_clicks
+
+    mask = np.zeros((7, 7), bool)
+    mask[0, :] = True
+    out = enforce_clicks(mask, [Click(3, 3, True), Click(0, 0, False)], radius=1)
+    expected = mask.copy()
+    expected[[2, 3, 3, 3, 4], [3, 2, 3, 4, 3]] = True  # the plus-shaped disc of radius 1
+    expected[[0, 0, 1], [0, 1, 0]] = False
+    assert np.array_equal(out, expected) and not mask[3, 3]  # the input is not modified
+    assert np.array_equal(enforce_clicks(mask, []), mask)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Click", "next_click", "simulate_clicks"]
+__all__ = ["Click", "click_discs", "enforce_clicks", "next_click", "simulate_clicks"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,27 @@ class Click:
     y: int
     x: int
     foreground: bool
+
+
+def click_discs(clicks: list[Click], shape: tuple[int, int], radius: int, foreground: bool) -> np.ndarray:
+    """Bool (H, W): discs of ``radius`` pixels around the foreground (or background) clicks."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    out = np.zeros(shape, bool)
+    for c in clicks:
+        if c.foreground == foreground:
+            out |= (yy - c.y) ** 2 + (xx - c.x) ** 2 <= radius * radius
+    return out
+
+
+def enforce_clicks(mask: np.ndarray, clicks: list[Click], radius: int = 3) -> np.ndarray:
+    """``mask`` (H, W) with a disc of ``radius`` around every click set to the click's label (later clicks win
+    where discs overlap): what the user marked is kept, as GrabCut keeps its definite pixels. Without it a
+    network that ignores a click gets the same simulated click again and again."""
+    out = np.asarray(mask, bool).copy()
+    yy, xx = np.ogrid[: out.shape[0], : out.shape[1]]
+    for c in clicks:
+        out[(yy - c.y) ** 2 + (xx - c.x) ** 2 <= radius * radius] = c.foreground
+    return out
 
 
 def next_click(pred: np.ndarray, truth: np.ndarray) -> Click | None:

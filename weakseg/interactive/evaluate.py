@@ -4,7 +4,8 @@ For each (image, target class) episode: the first result (the refine checkpoint'
 at 0.5) is scored with no click; then, ``n_clicks`` times, a simulated user clicks the centre of the largest
 error region of the current result (``next_click``) and the method re-segments with all clicks so far. Methods:
 
-* ``refine``: the refinement network (``Refine.refine_logits``);
+* ``refine``: the refinement network (``Refine.refine_logits``), with discs of ``click_radius`` around the
+  clicks kept at the clicks' labels (``enforce_clicks``), as GrabCut keeps them;
 * ``grabcut``: OpenCV's GrabCut (a classical interactive method) started from the same first result
   (probable foreground / background) with the same clicks as definite foreground / background discs
   (radius ``click_radius``), 3 iterations;
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from weakseg.interactive.clicks import Click, next_click
+from weakseg.interactive.clicks import Click, click_discs, enforce_clicks, next_click
 
 __all__ = ["click_curves", "grabcut_refine", "noc", "refine_runner"]
 
@@ -28,15 +29,6 @@ __all__ = ["click_curves", "grabcut_refine", "noc", "refine_runner"]
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
     total = float(pred.sum() + truth.sum())
     return 1.0 if total == 0 else 2.0 * float((pred & truth).sum()) / total
-
-
-def _discs(clicks: list[Click], shape: tuple[int, int], radius: int, foreground: bool) -> np.ndarray:
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    out = np.zeros(shape, bool)
-    for c in clicks:
-        if c.foreground == foreground:
-            out |= (yy - c.y) ** 2 + (xx - c.x) ** 2 <= radius * radius
-    return out
 
 
 def grabcut_refine(
@@ -48,8 +40,8 @@ def grabcut_refine(
     rgb = np.clip(image * 255 if image.shape[0] == 3 else np.repeat(image[:1] * 255, 3, 0), 0, 255)
     rgb = np.ascontiguousarray(rgb.transpose(1, 2, 0).astype(np.uint8))
     mask = np.where(prior, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    mask[_discs(clicks, prior.shape, click_radius, True)] = cv2.GC_FGD
-    mask[_discs(clicks, prior.shape, click_radius, False)] = cv2.GC_BGD
+    mask[click_discs(clicks, prior.shape, click_radius, True)] = cv2.GC_FGD
+    mask[click_discs(clicks, prior.shape, click_radius, False)] = cv2.GC_BGD
     if (
         not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any()
         or not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any()
@@ -91,14 +83,15 @@ def noc(curve: np.ndarray, threshold: float) -> float:
 
 
 def refine_runner(
-    method, device: torch.device
+    method, device: torch.device, click_radius: int = 3
 ) -> Callable[[np.ndarray, np.ndarray, list[Click]], np.ndarray]:
-    """(image, prior probability, clicks) -> mask with a ``refine`` method."""
+    """(image, prior probability, clicks) -> mask with a ``refine`` method (click discs enforced)."""
 
     @torch.no_grad()
     def run(image: np.ndarray, prob: np.ndarray, clicks: list[Click]) -> np.ndarray:
         x = torch.from_numpy(image)[None].to(device)
         p = torch.from_numpy(prob.astype(np.float32))[None].to(device)
-        return (method.refine_logits(x, p, [clicks]).argmax(1)[0] == 1).cpu().numpy()
+        mask = (method.refine_logits(x, p, [clicks]).argmax(1)[0] == 1).cpu().numpy()
+        return enforce_clicks(mask, clicks, click_radius)
 
     return run

@@ -36,7 +36,7 @@ from PIL import Image
 
 from weakseg.data.readers import read_folder_records
 from weakseg.fileio import atomic_write_bytes
-from weakseg.interactive.clicks import Click
+from weakseg.interactive.clicks import Click, enforce_clicks
 
 __all__ = ["MAX_BODY", "SegmentationSession", "make_server"]
 
@@ -112,7 +112,7 @@ class SegmentationSession:
                 return (prob > 0.5).numpy()
             prior = self._first_probs(index)[target]
             logits = self.method.refine_logits(image[None], prior[None], [clicks])
-            return (logits.argmax(1)[0] == 1).numpy()
+            return enforce_clicks((logits.argmax(1)[0] == 1).numpy(), clicks)
 
     def save(self, index: int, target: int, mask: np.ndarray, overwrite: bool) -> Path:
         """Write the mask as class ``target`` of the image's label map, at the image file's own size."""
