@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from common import REPO, default_data_root, fit_or_reuse, update_results_md, write_json
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
+from weakseg.interactive.evaluate import episode_pool
 
 OUT = REPO / "runs" / "bench" / "interactive"
 
@@ -63,14 +63,8 @@ def episodes(
     args, cfg: Config, method, rng: np.random.Generator
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     val = build_datasets(cfg.data)["val"]
-    pool = []
-    for i in range(len(val)):
-        present = [int(c) for c in torch.unique(val[i]["label"]) if c > 0]
-        pool += [(i, c) for c in present]
-    picks = rng.choice(len(pool), size=min(args.episodes, len(pool)), replace=False)
     out = []
-    for k in sorted(picks):
-        i, c = pool[k]
+    for i, c in episode_pool(val, args.episodes, rng):
         sample = val[i]
         probs = method.first_probabilities(sample["image"][None])[0, c].numpy()
         out.append((sample["image"].numpy(), probs, (sample["label"] == c).numpy()))

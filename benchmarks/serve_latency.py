@@ -24,6 +24,7 @@ import json
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
 
 OUT = REPO / "runs" / "bench" / "serve_latency"
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes through a proxy
 
 
 def configs(args) -> dict[str, Config]:
@@ -57,8 +59,11 @@ def _post(url: str, body: dict) -> tuple[float, dict]:
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
     t0 = time.perf_counter()
-    with urllib.request.urlopen(req) as res:
-        out = json.loads(res.read())
+    try:
+        with _LOCAL.open(req) as res:
+            out = json.loads(res.read())
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{url} answered {e.code}: {e.read().decode(errors='replace')}") from None
     return (time.perf_counter() - t0) * 1000, out
 
 
@@ -81,16 +86,10 @@ def _stats(ms: list[float]) -> dict:
 def measure(args, session, val) -> dict[str, list[float]]:
     from weakseg.interactive.box import bounding_box
     from weakseg.interactive.clicks import next_click
-    from weakseg.interactive.evaluate import grabcut_refine
+    from weakseg.interactive.evaluate import episode_pool, grabcut_refine
     from weakseg.interactive.server import make_server
 
     index = {name: i for i, name in enumerate(session.names)}
-    pool = []
-    for i in range(len(val)):
-        present = [int(c) for c in torch.unique(val[i]["label"]) if c > 0]
-        pool += [(i, c) for c in present]
-    rng = np.random.default_rng(0)
-    picks = sorted(rng.choice(len(pool), size=min(args.episodes, len(pool)), replace=False))
     server = make_server(session, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/api/segment"
@@ -99,8 +98,7 @@ def measure(args, session, val) -> dict[str, list[float]]:
         k: [] for k in ("refine", "refine_first", "box", "box_fine_tune", "grabcut")
     }
     try:
-        for k in picks:
-            i, target = pool[k]
+        for i, target in episode_pool(val, args.episodes, np.random.default_rng(0)):
             sample = val[i]
             slot = index[val.records[i].name]
             truth = (sample["label"] == target).numpy()
@@ -118,7 +116,10 @@ def measure(args, session, val) -> dict[str, list[float]]:
                     "clicks": [{"y": c.y, "x": c.x, "fg": c.foreground} for c in clicks],
                 }
                 ms, out = _post(url, body)
-                times["refine_first" if slot not in seen else "refine"].append(ms)
+                if clicks:
+                    times["refine"].append(ms)
+                elif slot not in seen:  # the first network runs once per slice, then its result is cached
+                    times["refine_first"].append(ms)
                 seen.add(slot)
                 state = _mask(out)
                 if clicks:
@@ -171,8 +172,8 @@ def main() -> None:
     cmd = "python benchmarks/serve_latency.py " + " ".join(sys.argv[1:])
     write_json(REPO / "benchmarks" / "results" / "serve_latency.json", {"command": cmd, "stats": stats})
     labels = {
-        "refine_first": "refine, first request of a slice (+ first network)",
-        "refine": "refine, later clicks (geodesic maps of all clicks + refine network)",
+        "refine_first": "first result of a slice (first network + refine network, no click)",
+        "refine": "a click (geodesic maps of all clicks + refine network)",
         "box": "box (crop, box network)",
         "box_fine_tune": f"box + up to {args.box_clicks} clicks (image-specific fine-tuning)",
         "grabcut": "peer: OpenCV GrabCut, same image, first result and clicks (in process, no HTTP)",
@@ -182,6 +183,8 @@ def main() -> None:
         lines.append(
             f"| {labels[k]} | {s['n']} | {s['median_ms']:.0f} | {s['p95_ms']:.0f} | {s['max_ms']:.0f} |"
         )
+    if "refine" not in stats or "grabcut" not in stats:
+        raise SystemExit("no click was made (--clicks 0?): nothing to compare")
     ratio = stats["refine"]["median_ms"] / stats["grabcut"]["median_ms"]
     body = (
         "## Interactive page latency (256x256 CT slices)\n\n"

@@ -11,7 +11,8 @@ upsampling + 3x3 convolutions (no transposed convolutions: their checkerboard is
 one-hot maps). A straight-through estimator makes its output exactly one-hot (argmax) in the forward pass, as
 discrete as the real maps, while gradients flow through the softmax at temperature ``tau``. The critic
 (``label_critic``) is either the image-level ``evaluation`` discriminator (convs + global pooling: for global
-layouts such as abdominal organs, with a small ``label_noise_size`` so one code drives the whole map) or the
+layouts such as abdominal organs, with a small ``label_noise_size``, e.g. 4 at 128 px, so that the
+generator's receptive field spans the whole map) or the
 70x70 ``patchgan`` (for texture-like structures such as vessel trees, with a larger ``label_noise_size``,
 after the spatial GAN of Jetchev et al. 2016). Adam(``label_lr``, (0.5, 0.999)), LSGAN loss by default.
 """
@@ -128,6 +129,8 @@ class DualGAN(CGAN):
             self.label_d = build_discriminator("evaluation", self.num_classes, ndf=ndf, n_layers=n_layers)
         else:
             self.label_d = build_discriminator("patchgan", self.num_classes, ndf=ndf)
+            if self.label_size < self.label_d.min_size:
+                p.fail("label_size", f">= {self.label_d.min_size} with label_critic: patch", self.label_size)
         self.label_loss = GANLoss(mode)
         self.label_pool = ImagePool(0)
         self.noise_seed = cfg.train.seed

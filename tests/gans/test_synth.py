@@ -85,6 +85,11 @@ def test_dual_gan_samples_valid_label_maps(tiny_cfg_path, noise_size):
             "label_size: label map size must be noise size 4 times a power",
         ),
         ("dual_gan", f"{SMALL}, label_critic: global", "label_critic must be image | patch"),
+        (
+            "dual_gan",
+            f"{SMALL}, label_size: 16, label_critic: patch",
+            "label_size must be >= 24 with label_critic",
+        ),
         ("dual_gan", f"{SMALL}, condition: label_and_context", 'condition must be "label"'),
     ],
 )

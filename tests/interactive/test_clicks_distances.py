@@ -85,3 +85,6 @@ def test_enforce_clicks_sets_discs_to_the_clicks_labels():
     expected[[0, 0, 1], [0, 1, 0]] = False
     assert np.array_equal(out, expected) and not mask[3, 3]  # the input is not modified
     assert np.array_equal(enforce_clicks(mask, []), mask)
+    # overlapping discs: background wins (as in GrabCut's mask), but each clicked pixel keeps its own label
+    out = enforce_clicks(np.zeros((5, 5), bool), [Click(2, 1, True), Click(2, 2, False)], radius=1)
+    assert out[2, 1] and not out[2, 2] and out[1, 1] and out[2, 0] and not out[1, 2] and not out[2, 3]

@@ -36,13 +36,15 @@ def click_discs(clicks: list[Click], shape: tuple[int, int], radius: int, foregr
 
 
 def enforce_clicks(mask: np.ndarray, clicks: list[Click], radius: int = 3) -> np.ndarray:
-    """``mask`` (H, W) with a disc of ``radius`` around every click set to the click's label (later clicks win
-    where discs overlap): what the user marked is kept, as GrabCut keeps its definite pixels. Without it a
-    network that ignores a click gets the same simulated click again and again."""
+    """``mask`` (H, W) with discs of ``radius`` around the clicks set to their labels, background discs over
+    foreground ones as in GrabCut's mask (``grabcut_refine``), then every clicked pixel itself at its label:
+    what the user marked stays marked. Without it a network that ignores a click gets the same simulated click
+    again and again."""
     out = np.asarray(mask, bool).copy()
-    yy, xx = np.ogrid[: out.shape[0], : out.shape[1]]
+    out[click_discs(clicks, out.shape, radius, True)] = True
+    out[click_discs(clicks, out.shape, radius, False)] = False
     for c in clicks:
-        out[(yy - c.y) ** 2 + (xx - c.x) ** 2 <= radius * radius] = c.foreground
+        out[c.y, c.x] = c.foreground
     return out
 
 

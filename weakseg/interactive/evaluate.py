@@ -23,12 +23,22 @@ import torch
 
 from weakseg.interactive.clicks import Click, click_discs, enforce_clicks, next_click
 
-__all__ = ["click_curves", "grabcut_refine", "noc", "refine_runner"]
+__all__ = ["click_curves", "episode_pool", "grabcut_refine", "noc", "refine_runner"]
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
     total = float(pred.sum() + truth.sum())
     return 1.0 if total == 0 else 2.0 * float((pred & truth).sum()) / total
+
+
+def episode_pool(dataset, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Up to ``n`` (sample index, class) episodes of ``dataset``, drawn without replacement from the foreground
+    classes present in each sample's label, in dataset order."""
+    pool = []
+    for i in range(len(dataset)):
+        pool += [(i, int(c)) for c in torch.unique(dataset[i]["label"]) if c > 0]
+    picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    return [pool[k] for k in sorted(picks)]
 
 
 def grabcut_refine(
