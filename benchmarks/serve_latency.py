@@ -188,8 +188,7 @@ def main() -> None:
     ratio = stats["refine"]["median_ms"] / stats["grabcut"]["median_ms"]
     body = (
         "## Interactive page latency (256x256 CT slices)\n\n"
-        f"Command: `{cmd}` (JSON: `benchmarks/results/serve_latency.json`); {machine()}, "
-        f"{args.threads} torch threads. HTTP round trip of `POST /api/segment` to `weakseg serve` on 127.0.0.1 "
+        f"Command: `{cmd}` (JSON: `benchmarks/results/serve_latency.json`); {machine()}. HTTP round trip of `POST /api/segment` to `weakseg serve` on 127.0.0.1 "
         f"(client-side clock), {args.episodes} (validation slice, organ) episodes of up to {args.clicks} "
         "simulated clicks; configs/ct.yaml's U-Net at 256x256 for the first, refine (geodesic) and box "
         f"networks ({args.steps} training steps each: latency does not depend on training). Target: a refined "
