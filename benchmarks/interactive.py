@@ -77,7 +77,7 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from weakseg.fileio import atomic_write
+    from weakseg.engine.viz import save_figure
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
     for ax, (task, per_method) in zip(axes[0], curves.items()):
@@ -88,8 +88,7 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
         ax.set_ylabel("mean Dice")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

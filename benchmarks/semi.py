@@ -94,7 +94,7 @@ def plot(rows: list[dict], methods: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from weakseg.fileio import atomic_write
+    from weakseg.engine.viz import save_figure
 
     ct = sorted({TASKS[r["task"]][1] for r in rows if TASKS[r["task"]][0] == "ct"})
     if not ct:
@@ -109,8 +109,7 @@ def plot(rows: list[dict], methods: list[str], path: Path) -> None:
     ax.set_xticks(ct)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from weakseg.fileio import atomic_write  # noqa: E402
 
-__all__ = ["label_overlay", "save_curves", "save_image_grid", "save_overlays", "scaled_rgb"]
+__all__ = ["label_overlay", "save_curves", "save_figure", "save_image_grid", "save_overlays", "scaled_rgb"]
 
 _COLORS = (
     np.array(
@@ -34,7 +34,8 @@ _COLORS = (
 )
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically (temp file + rename) and close it."""
     try:
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
     finally:
@@ -73,7 +74,7 @@ def save_overlays(examples: list[dict], path: Path, title: str = "") -> None:
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_curves(records: list[dict], key_metric: str, path: Path) -> None:
@@ -98,7 +99,7 @@ def save_curves(records: list[dict], key_metric: str, path: Path) -> None:
     ax2.set_title("validation")
     if vkeys:
         ax2.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_pairs_grid(pairs: list[tuple[dict, dict]], path: Path, title: str = "", per_row: int = 4) -> None:
@@ -116,7 +117,7 @@ def save_pairs_grid(pairs: list[tuple[dict, dict]], path: Path, title: str = "",
             ax.set_title(name, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def scaled_rgb(image: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
@@ -138,4 +139,4 @@ def save_image_grid(rows: list[list[tuple[str, np.ndarray]]], path: Path, title:
             ax.set_title(name, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
