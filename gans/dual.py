@@ -41,7 +41,8 @@ __all__ = ["DualGAN", "LabelMapGenerator"]
 class LabelMapGenerator(nn.Module):
     """Spatial noise z (B, z_dim, noise_size, noise_size) -> class logits (B, num_classes, size, size);
     ``size / noise_size`` = 2**k, k >= 1: a 3x3 conv to ``ngf * 2**min(k - 1, 3)`` channels, then k times
-    nearest 2x upsampling + 3x3 conv (widths halve down to ``ngf``), each with batch norm and ReLU."""
+    nearest 2x upsampling + 3x3 conv (widths halve down to ``ngf``), each with batch norm and ReLU. Convs pad
+    by replicating the border: zero padding marks the border, and the maps then put classes along it."""
 
     def __init__(self, z_dim: int, num_classes: int, size: int, ngf: int = 64, noise_size: int = 4) -> None:
         super().__init__()
@@ -53,7 +54,7 @@ class LabelMapGenerator(nn.Module):
         width = ngf * 2 ** min(k - 1, 3)
         self.z_dim, self.size, self.noise_size = z_dim, size, noise_size
         layers: list[nn.Module] = [
-            nn.Conv2d(z_dim, width, 3, padding=1, bias=False),
+            nn.Conv2d(z_dim, width, 3, padding=1, padding_mode="replicate", bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(True),
         ]
@@ -61,12 +62,12 @@ class LabelMapGenerator(nn.Module):
             out = max(ngf, width // 2)
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(width, out, 3, padding=1, bias=False),
+                nn.Conv2d(width, out, 3, padding=1, padding_mode="replicate", bias=False),
                 nn.BatchNorm2d(out),
                 nn.ReLU(True),
             ]
             width = out
-        layers.append(nn.Conv2d(width, num_classes, 3, padding=1))
+        layers.append(nn.Conv2d(width, num_classes, 3, padding=1, padding_mode="replicate"))
         self.body = nn.Sequential(*layers)
 
     def noise(self, n: int, generator: torch.Generator) -> Tensor:
