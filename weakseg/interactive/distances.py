@@ -35,9 +35,8 @@ def _sweep(dist: torch.Tensor, image: torch.Tensor, lamb: float) -> torch.Tensor
     """One top-down pass over a batch: dist (B, H, W), image (B, C, H, W); row i takes the min over its three
     upper neighbours (and itself), for every map of the batch at once. The step costs do not depend on the
     distances, so they are computed for the whole image first; the sequential part is adds and mins only."""
-    pad = torch.cat(
-        [image[..., :1], image, image[..., -1:]], -1
-    )  # edge columns repeated (their cost is unused)
+    # edge columns repeated: their costs pair with the inf distances beyond the border, so they never win
+    pad = torch.cat([image[..., :1], image, image[..., -1:]], -1)
     here = image[:, :, 1:]
     costs = torch.stack(  # (B, H - 1, 3, W): from row i - 1, column j + k - 1 (k = 0, 1, 2) to row i, column j
         [

@@ -8,7 +8,9 @@ click, 0 without clicks); output: background / target logits.
 
 Training (stream ``labeled``), per sample and seeded by the step: a target class present in the label (class 1
 for an empty label), the first result (``initial``: any weakseg segmentation checkpoint, run frozen; or, with
-none, the ground truth corrupted by a random erosion or dilation and a dropped or added blob), then 0 to
+none, the ground truth corrupted by a random erosion or dilation and a dropped or added blob; with one, a
+share ``corrupt_prior`` of the first network's results get the same corruption, since that network fits its
+own training images and would leave the clicks little to fix), then 0 to
 ``max_clicks`` simulated clicks: each goes to the centre of the largest remaining error region
 (``weakseg.interactive.clicks.next_click``), which then counts as corrected for the next click. The loss is the
 config's loss on the binary target. The first network is part of the checkpoint, so ``weakseg serve`` and the
