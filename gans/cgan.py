@@ -209,8 +209,12 @@ class CGAN(Method):
         for i in sorted({round(k * (len(data) - 1) / max(1, n - 1)) for k in range(n)}):
             sample = data[i]
             label, image = sample[Keys.LABEL][None].to(device), sample[Keys.IMAGE][None].to(device)
-            if label.shape[1] % self.size_divisor or label.shape[2] % self.size_divisor:
+            # the generator needs multiples of its size divisor: show the largest such centre crop
+            h, w = (s - s % self.size_divisor for s in label.shape[1:])
+            if not h or not w:
                 continue
+            y, x = (label.shape[1] - h) // 2, (label.shape[2] - w) // 2
+            label, image = label[:, y : y + h, x : x + w], image[..., y : y + h, x : x + w]
             fake = self.generate(label, image)[0].cpu().numpy()
             real = image[0].float().cpu().numpy()
             rows.append(

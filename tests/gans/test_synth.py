@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from gans.dual import SAMPLE_BLOCK
 from weakseg.cli import main
 from weakseg.config import DataConfig, load_config
 from weakseg.data import build_datasets
@@ -44,7 +46,8 @@ class RecordingContext(StepContext):
         ("cgan", SMALL),
         ("cgan", f"{SMALL}, condition: label_and_context, erase_dilation: 2"),
         ("dual_gan", DUAL),
-        ("dual_gan", f"{DUAL}, label_critic: patch, label_noise_size: 8"),
+        ("dual_gan", f"{DUAL}, label_critic: image, label_noise_size: 8, label_smooth: 0"),
+        ("dual_gan", f"{DUAL}, label_gan_mode: lsgan, label_spectral_norm: false"),
     ],
 )
 def test_one_step_finite_and_discriminators_frozen(tiny_cfg_path, method_name, params):
@@ -73,6 +76,28 @@ def test_dual_gan_samples_valid_label_maps(tiny_cfg_path, noise_size):
     assert a.shape == (3, 32, 32) and a.dtype == torch.int64 and torch.equal(a, b)
     assert 0 <= a.min() and a.max() < 5
 
+    more = method.sample_labels(SAMPLE_BLOCK + 3, torch.Generator().manual_seed(5))
+    first = method.sample_labels(SAMPLE_BLOCK, torch.Generator().manual_seed(5))
+    # a map depends on its block of the noise stream, not on n
+    assert more.shape[0] == SAMPLE_BLOCK + 3 and torch.equal(more[:SAMPLE_BLOCK], first)
+
+
+@pytest.mark.parametrize("smooth", [0.0, 1.0])
+def test_dual_gan_critic_sees_blurred_real_maps_and_soft_fakes(tiny_cfg_path, smooth):
+    method = build_method(_cfg(tiny_cfg_path, "dual_gan", f"{DUAL}, label_smooth: {smooth}"))
+    label = torch.zeros(2, 32, 32, dtype=torch.long)
+    label[:, 8:20, 10:24] = 3
+    real = method._real_labels(label)
+    fake = method._fake_labels(method.label_g.noise(2, torch.Generator().manual_seed(0)))
+    for maps in (real, fake):
+        assert maps.shape == (2, 5, 32, 32) and torch.allclose(maps.sum(1), torch.ones(2, 32, 32), atol=1e-5)
+    if smooth:  # blurred edges, still the class inside
+        assert 0 < real[0, 3, 8, 15] < 1 and real[0, 3, 14, 17] > 0.99
+        assert ((fake > 0) & (fake < 1)).any()
+    else:
+        assert torch.equal(real, F.one_hot(label, 5).movedim(-1, 1).float())
+        assert set(fake.unique().tolist()) <= {0, 1}
+
 
 @pytest.mark.parametrize(
     ("method_name", "params", "match"),
@@ -85,6 +110,8 @@ def test_dual_gan_samples_valid_label_maps(tiny_cfg_path, noise_size):
             "label_size: label map size must be noise size 4 times a power",
         ),
         ("dual_gan", f"{SMALL}, label_critic: global", "label_critic must be image | patch"),
+        ("dual_gan", f"{SMALL}, label_gan_mode: wgan", "label_gan_mode must be hinge | lsgan | vanilla"),
+        ("dual_gan", f"{SMALL}, label_smooth: -1", "label_smooth"),
         (
             "dual_gan",
             f"{SMALL}, label_size: 16, label_critic: patch",

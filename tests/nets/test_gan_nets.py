@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
 from weakseg.nets import DISCRIMINATORS, build_discriminator, build_network
+from weakseg.nets.gan import spectral_normalize
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
@@ -94,3 +96,17 @@ def test_fcn_and_evaluation_discriminators() -> None:
     assert critic(torch.zeros(2, 6, 40, 56)).shape == (2, 1)  # one score per (image, segmentation) pair
     with pytest.raises(ValueError, match="H, W >= 8"):
         critic(torch.zeros(1, 6, 4, 4))
+
+
+@pytest.mark.parametrize("name", ["patchgan", "evaluation"])
+def test_spectral_normalize_bounds_every_layer(name: str) -> None:
+    torch.manual_seed(0)
+    disc = spectral_normalize(build_discriminator(name, 3, ndf=8)).train()
+    x = torch.randn(2, 3, 64, 64)
+    for _ in range(20):  # power iterations run in training-mode forward passes
+        disc(x)
+    layers = [m for m in disc.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    for m in layers:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)

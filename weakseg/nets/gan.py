@@ -40,6 +40,7 @@ __all__ = [
     "ResnetGenerator",
     "UnetGenerator",
     "build_discriminator",
+    "spectral_normalize",
 ]
 
 NORMS = ("instance", "batch")
@@ -352,6 +353,16 @@ def build_evaluation(
 ) -> nn.Module:
     """Image-level critic of (image, segmentation) pairs (DAN, Zhang et al. 2017)."""
     return init_weights(EvaluationNet(in_channels, ndf, n_layers), init, init_gain)
+
+
+def spectral_normalize(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018, torch's ``parametrizations.spectral_norm``) of every conv and
+    linear layer of ``module``, in place: a Lipschitz-bounded critic that keeps giving the generator useful
+    gradients when it tells real from fake easily (one-hot label maps: a few hundred steps)."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.Conv3d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
 
 
 def build_discriminator(name: str, in_channels: int, **params: Any) -> nn.Module:
