@@ -131,6 +131,8 @@ def run_task(args, task: str) -> dict:
                 cfg.data.splits = {"labeled": [], "val": base.data.splits["val"]}
             if row != "real":
                 cfg.data.extra_labeled_roots = [str(synth)]
+            if row == "real_synthetic":  # half of each epoch real, else the few real cases are rarely drawn
+                cfg.data.extra_labeled_share = 0.5
             cfg.train.seed = seed
             cfg.train.max_steps, cfg.train.eval_every = args.seg_steps, args.eval_every
             cfg.train.name = f"{task}_{row}_s{seed}"

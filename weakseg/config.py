@@ -95,6 +95,9 @@ class DataConfig:
     # extra labeled datasets (each <root>/<image_dir> + <root>/<mask_dir>, e.g. a synthetic one) whose samples join
     # the "labeled" split; never used for validation; case ids must not clash with root's
     extra_labeled_roots: list[str] = field(default_factory=list)
+    # share of training draws that come from extra_labeled_roots (null: every sample equally often, so a few real
+    # cases next to hundreds of synthetic ones are rarely seen); the smaller side is repeated in each epoch
+    extra_labeled_share: float | None = None
     # training patches cut from each sample on the CPU (3D volumes: [H, W, D]); a fraction centred on a
     # foreground voxel (nnU-Net's oversampling), the rest anywhere; samples smaller than the patch are padded
     patch_size: list[int] | None = None
@@ -394,6 +397,12 @@ def _validate(cfg: Config, source: str) -> None:
         )
     if not 0.0 <= d.patch_foreground <= 1.0:
         raise ConfigError(f"{source}: data.patch_foreground must be in [0, 1], got {d.patch_foreground}")
+    share = d.extra_labeled_share
+    if share is not None and not (isinstance(share, (int, float)) and 0.0 < share < 1.0):
+        raise ConfigError(
+            f"{source}: data.extra_labeled_share must be a number in (0, 1) (the share of training draws from "
+            f"data.extra_labeled_roots) or null, got {share!r}"
+        )
     for key in ("unlabeled_dirs", "extra_labeled_roots"):
         if getattr(d, key) and d.source not in ("folder", "nifti"):
             raise ConfigError(f'{source}: data.{key} needs data.source folder or nifti, not "{d.source}"')

@@ -106,8 +106,9 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
     Cases are split by ``data.split_seed`` (``val_fraction`` / ``test_fraction`` of the cases), then
     ``labeled_fraction`` of the remaining training cases keep their labels (at least one case); the other
     training cases form "unlabeled", whose samples carry no label, together with the images of
-    ``data.unlabeled_dirs``; ``data.extra_labeled_roots`` (e.g. synthetic data) join "labeled". See
-    ``weakseg.data.splits``.
+    ``data.unlabeled_dirs``; ``data.extra_labeled_roots`` (e.g. synthetic data) join "labeled", and with
+    ``data.extra_labeled_share`` the labeled set gets ``draw_indices`` (``mixed_draws``), the epoch order its
+    training stream draws from. See ``weakseg.data.splits``.
     """
     records = read_records(cfg)
     if cfg.splits is not None:
@@ -118,9 +119,26 @@ def build_datasets(cfg: DataConfig) -> dict[str, SegDataset]:
         cases = {"labeled": labeled, "unlabeled": unlabeled, "val": split["val"], "test": split["test"]}
     out = {name: _of_cases(records, cases[name]) for name in SPLITS}
     known = {r.case_id for r in records}
+    n_main = len(out["labeled"])
     out["labeled"] += _extra(cfg, "extra_labeled_roots", known)
     out["unlabeled"] += _extra(cfg, "unlabeled_dirs", known)
-    return {name: SegDataset(out[name], cfg, labeled=name != "unlabeled") for name in SPLITS}
+    sets = {name: SegDataset(out[name], cfg, labeled=name != "unlabeled") for name in SPLITS}
+    if cfg.extra_labeled_share is not None:
+        sets["labeled"].draw_indices = mixed_draws(
+            n_main, len(out["labeled"]) - n_main, cfg.extra_labeled_share
+        )
+    return sets
+
+
+def mixed_draws(n_main: int, n_extra: int, share: float) -> list[int] | None:
+    """Dataset indices of one epoch in which about ``share`` of the draws are extra samples (indices from
+    ``n_main`` on): the smaller side is repeated a whole number of times. None when either side is empty."""
+    if not n_main or not n_extra:
+        return None
+    main, extra = list(range(n_main)), list(range(n_main, n_main + n_extra))
+    repeat_main = max(1, round((1 - share) * n_extra / (share * n_main)))
+    repeat_extra = max(1, round(share * n_main / ((1 - share) * n_extra)))
+    return main * repeat_main + extra * repeat_extra
 
 
 def _extra(cfg: DataConfig, key: str, known: set[str]) -> list[Record]:

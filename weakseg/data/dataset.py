@@ -122,7 +122,8 @@ def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: 
 
 
 class SegDataset(Dataset):
-    """Samples of some cases. Attributes: ``records``, ``case_ids`` (sorted), ``num_classes``, ``labeled``."""
+    """Samples of some cases. Attributes: ``records``, ``case_ids`` (sorted), ``num_classes``, ``labeled``,
+    ``draw_indices`` (see ``build_datasets``)."""
 
     def __init__(self, records: Sequence[Record], cfg: DataConfig, labeled: bool = True) -> None:
         self.records: list[Record] = list(records)
@@ -146,6 +147,8 @@ class SegDataset(Dataset):
             if r.kind != "file":
                 self._groups.setdefault((r.kind, r.image), []).append(i)
         self._cache: dict[int, dict] = {}
+        # the indices one epoch of a training stream draws (repeats allowed); None: each index once
+        self.draw_indices: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.records)

@@ -1,6 +1,7 @@
 """Endless, seeded, resumable batch streams over a dataset.
 
-The k-th sample drawn by a stream is ``perm(seed, k // n)[k % n]``: a fresh seeded permutation per epoch.
+The k-th sample drawn by a stream is ``indices[perm(seed, k // n)[k % n]]``: a fresh seeded permutation per
+epoch of the dataset's ``draw_indices`` when it has them (``data.extra_labeled_share``), else of its n indices.
 So the stream's whole state is one integer (batches consumed), saved in checkpoints; resuming rebuilds the
 exact same sequence of batches, with any number of loader workers.
 """
@@ -48,11 +49,22 @@ def pad_collate(divisor: int = 1) -> Callable[[list[dict]], dict]:
 
 
 class _OffsetSampler(Sampler[tuple[int, int]]):
-    """Yields ``(dataset index, draw number k)``; k seeds the sample's augmentation. Sharded (``world`` > 1):
-    only the draws of this ``rank``'s contiguous block of every global batch of ``batch`` draws."""
+    """Yields ``(dataset index, draw number k)``; k seeds the sample's augmentation. Each epoch is a seeded
+    permutation of ``indices`` (default: each of the ``n`` indices once). Sharded (``world`` > 1): only the
+    draws of this ``rank``'s contiguous block of every global batch of ``batch`` draws."""
 
-    def __init__(self, n: int, seed: int, start: int, batch: int = 1, rank: int = 0, world: int = 1) -> None:
-        self.n, self.seed, self.start = n, seed, start
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        start: int,
+        batch: int = 1,
+        rank: int = 0,
+        world: int = 1,
+        indices: list[int] | None = None,
+    ) -> None:
+        self.indices = indices if indices is not None else list(range(n))
+        self.n, self.seed, self.start = len(self.indices), seed, start
         self.batch, self.rank, self.local = batch, rank, batch // world
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -64,7 +76,7 @@ class _OffsetSampler(Sampler[tuple[int, int]]):
                 g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
                 perm = torch.randperm(self.n, generator=g).tolist()
             if (k % self.batch) // self.local == self.rank:
-                yield perm[k % self.n], k
+                yield self.indices[perm[k % self.n]], k
             k += 1
 
 
@@ -139,6 +151,7 @@ class BatchStream:
             self.batch_size,
             self.rank,
             self.world,
+            getattr(self.dataset, "draw_indices", None),
         )
         loader = DataLoader(
             self.draws,
