@@ -66,12 +66,13 @@ def gan_config(args, task: str) -> Config:
         "ndf": 64,
         "label_size": args.size,
         "label_ngf": args.ngf,
-        # both with the 70x70 patch critic; vessel trees are texture-like: spatial noise (8x8 at 128 px); organ
-        # layouts are global: one 4x4 code. Real maps blurred by 0.7 px (thin vessels) or 1 px for the critic.
+        # vessel trees are texture-like: spatial noise (8x8 at 128 px), 70x70 patch critic; organ layouts are
+        # global: one 4x4 code, a 142x142 patch critic (the whole map: 70x70 patches passed maps without organs).
+        # Real maps blurred by 0.7 px (thin vessels) or 1 px for the critic.
         **(
             {"label_noise_size": args.size // 16, "z_dim": 32, "label_smooth": 0.7}
             if task == "drive"
-            else {"label_noise_size": 4, "z_dim": 64, "label_smooth": 1.0}
+            else {"label_noise_size": 4, "z_dim": 64, "label_smooth": 1.0, "label_d_layers": 4}
         ),
     }
     cfg.optim.name, cfg.optim.lr, cfg.optim.betas = "adam", 2e-4, [0.5, 0.999]

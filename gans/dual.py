@@ -11,10 +11,12 @@ upsampling + 3x3 convolutions (no transposed convolutions: their checkerboard is
 Sampling takes the argmax. The critic judges the generator's softmax against the real one-hot maps blurred by
 a Gaussian of ``label_smooth`` pixels (soft mode, after Guibas et al., whose stage 1 made grey-level vessel
 images), or, with ``label_smooth: 0``, a straight-through one-hot map (argmax forward, softmax gradient at
-temperature ``tau`` backward). The critic (``label_critic``) is the 70x70 ``patchgan`` (default; vessel trees
-with ``label_noise_size`` = size / 16, after the spatial GAN of Jetchev et al. 2016; organ layouts with a 4x4
-code so that the generator's receptive field spans the map) or the image-level ``evaluation`` net (convs +
-global pooling). It is spectrally normalised and trained with the hinge loss by default
+temperature ``tau`` backward). The critic (``label_critic``) is the ``patchgan`` (default) with
+``label_d_layers`` stride-2 layers: 3 sees 70x70 patches (vessel trees, with ``label_noise_size`` = size / 16,
+after the spatial GAN of Jetchev et al. 2016), 4 sees 142x142, a whole 128 px organ layout (with a 4x4 code so
+that the generator's receptive field spans the map too; with 70x70 patches the generator ended on maps without
+organs, since most real patches are background). Or the image-level ``evaluation`` net (convs + global pooling:
+it judged organ maps by content, not shape, and let speckle pass). It is spectrally normalised and trained with the hinge loss by default
 (``label_spectral_norm``, ``label_gan_mode``). What the defaults replaced, measured on DRIVE and CT label maps at
 128 px (session 4, stage 1 alone): LSGAN without normalisation told one-hot maps apart within a few hundred
 steps (loss ~1e-3) and the generator collapsed to blobs and speckle; the straight-through one-hot maps still
@@ -104,6 +106,7 @@ class DualGAN(CGAN):
         label_ndf: int = 32,
         label_noise_size: int = 4,
         label_critic: str = "patch",
+        label_d_layers: int = 3,
         label_gan_mode: str = "hinge",
         label_spectral_norm: bool = True,
         label_lr: float = 2e-4,
@@ -146,7 +149,8 @@ class DualGAN(CGAN):
             n_layers = max(1, min(6, (self.label_size // 4).bit_length() - 1))  # down to about 4x4
             self.label_d = build_discriminator("evaluation", self.num_classes, ndf=ndf, n_layers=n_layers)
         else:
-            self.label_d = build_discriminator("patchgan", self.num_classes, ndf=ndf)
+            layers = p.integer("label_d_layers", label_d_layers, 1)
+            self.label_d = build_discriminator("patchgan", self.num_classes, ndf=ndf, n_layers=layers)
             if self.label_size < self.label_d.min_size:
                 p.fail("label_size", f">= {self.label_d.min_size} with label_critic: patch", self.label_size)
         if p.flag("label_spectral_norm", label_spectral_norm):

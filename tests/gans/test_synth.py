@@ -47,7 +47,7 @@ class RecordingContext(StepContext):
         ("cgan", f"{SMALL}, condition: label_and_context, erase_dilation: 2"),
         ("dual_gan", DUAL),
         ("dual_gan", f"{DUAL}, label_critic: image, label_noise_size: 8, label_smooth: 0"),
-        ("dual_gan", f"{DUAL}, label_gan_mode: lsgan, label_spectral_norm: false"),
+        ("dual_gan", f"{DUAL}, label_gan_mode: lsgan, label_spectral_norm: false, label_d_layers: 2"),
     ],
 )
 def test_one_step_finite_and_discriminators_frozen(tiny_cfg_path, method_name, params):
@@ -112,6 +112,11 @@ def test_dual_gan_critic_sees_blurred_real_maps_and_soft_fakes(tiny_cfg_path, sm
         ("dual_gan", f"{SMALL}, label_critic: global", "label_critic must be image | patch"),
         ("dual_gan", f"{SMALL}, label_gan_mode: wgan", "label_gan_mode must be hinge | lsgan | vanilla"),
         ("dual_gan", f"{SMALL}, label_smooth: -1", "label_smooth"),
+        (
+            "dual_gan",
+            f"{SMALL}, label_size: 32, label_d_layers: 4",
+            "label_size must be >= 48 with label_critic",
+        ),
         (
             "dual_gan",
             f"{SMALL}, label_size: 16, label_critic: patch",
