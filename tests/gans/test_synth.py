@@ -99,6 +99,14 @@ def test_dual_gan_critic_sees_blurred_real_maps_and_soft_fakes(tiny_cfg_path, sm
         assert set(fake.unique().tolist()) <= {0, 1}
 
 
+def test_dual_gan_label_epsilon_keeps_real_maps_off_zero_and_one(tiny_cfg_path):
+    method = build_method(_cfg(tiny_cfg_path, "dual_gan", f"{DUAL}, label_epsilon: 0.1"))
+    real = method._real_labels(torch.zeros(1, 32, 32, dtype=torch.long))
+    assert torch.allclose(real[:, 0], torch.full((1, 32, 32), 0.92)) and torch.allclose(
+        real[:, 1:], torch.tensor(0.02)
+    )
+
+
 @pytest.mark.parametrize(
     ("method_name", "params", "match"),
     [
@@ -112,6 +120,7 @@ def test_dual_gan_critic_sees_blurred_real_maps_and_soft_fakes(tiny_cfg_path, sm
         ("dual_gan", f"{SMALL}, label_critic: global", "label_critic must be image | patch"),
         ("dual_gan", f"{SMALL}, label_gan_mode: wgan", "label_gan_mode must be hinge | lsgan | vanilla"),
         ("dual_gan", f"{SMALL}, label_smooth: -1", "label_smooth"),
+        ("dual_gan", f"{SMALL}, label_epsilon: 0.7", "label_epsilon"),
         (
             "dual_gan",
             f"{SMALL}, label_size: 32, label_d_layers: 4",
