@@ -14,11 +14,12 @@ images), or, with ``label_smooth: 0``, a straight-through one-hot map (argmax fo
 temperature ``tau`` backward). The critic (``label_critic``) is the ``patchgan`` (default) with
 ``label_d_layers`` stride-2 layers: 3 sees 70x70 patches (vessel trees, with ``label_noise_size`` = size / 16,
 after the spatial GAN of Jetchev et al. 2016), 4 sees 142x142, a whole 128 px organ layout (with a 4x4 code so
-that the generator's receptive field spans the map too; with 70x70 patches the generator ended on maps without
-organs, since most real patches are background). Or the image-level ``evaluation`` net (convs + global pooling:
-it judged organ maps by content, not shape, and let speckle pass). It is spectrally normalised and trained with the hinge loss by default
-(``label_spectral_norm``, ``label_gan_mode``). ``label_epsilon`` mixes the real maps with the uniform distribution
-(label smoothing). What the defaults replaced, measured on DRIVE and CT label maps at
+that the generator's receptive field spans the map too); or the image-level ``evaluation`` net (convs + global
+pooling; it let speckle pass). It is spectrally normalised and trained with the hinge loss by default
+(``label_spectral_norm``, ``label_gan_mode``). ``label_epsilon`` mixes the real maps with the uniform
+distribution (label smoothing): in CT runs with either patch critic, the generator saturated its softmax on
+maps without organs (most real patches are background) and, its gradients vanishing, stayed there.
+What the defaults replaced, measured on DRIVE and CT label maps at
 128 px (session 4, stage 1 alone): LSGAN without normalisation told one-hot maps apart within a few hundred
 steps (loss ~1e-3) and the generator collapsed to blobs and speckle; the straight-through one-hot maps still
 showed speckle and streaks after 750 steps, the soft mode smooth organs and thin vessel segments.
