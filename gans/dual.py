@@ -18,12 +18,11 @@ that the generator's receptive field spans the map too); or the image-level ``ev
 pooling; it let speckle pass). It is spectrally normalised and trained with the hinge loss by default
 (``label_spectral_norm``, ``label_gan_mode``). ``label_epsilon`` mixes the real maps with the uniform
 distribution (label smoothing): in CT runs with either patch critic, the generator saturated its softmax on
-maps without organs (most real patches are background) and, its gradients vanishing, stayed there.
-What the defaults replaced, measured on DRIVE and CT label maps at
-128 px (session 4, stage 1 alone): LSGAN without normalisation told one-hot maps apart within a few hundred
-steps (loss ~1e-3) and the generator collapsed to blobs and speckle; the straight-through one-hot maps still
-showed speckle and streaks after 750 steps, the soft mode smooth organs and thin vessel segments.
-Adam(``label_lr``, (0.5, 0.999)).
+maps without organs (most real patches are background) and, its gradients vanishing, stayed there. What the
+defaults replaced, measured on DRIVE and CT label maps at 128 px (stage 1 alone): LSGAN without normalisation
+told one-hot maps apart within a few hundred steps (loss ~1e-3) and the generator collapsed to blobs and
+speckle; the straight-through one-hot maps still showed speckle and streaks after 750 steps, the soft mode
+smooth organs and thin vessel segments. Adam(``label_lr``, (0.5, 0.999)).
 """
 
 from __future__ import annotations
