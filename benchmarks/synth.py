@@ -188,8 +188,8 @@ def main() -> None:
     body = (
         "## Synthetic data: dual GAN (noise -> label map -> image)\n\n"
         f"Command: `{cmd}` (JSON: `benchmarks/results/synth.json`). CPU size: {args.size}x{args.size} "
-        f"(DRIVE crops, CT slices resized), pix2pix U-Net {args.ngf} filters, {args.gan_steps} GAN steps of batch {args.gan_batch_size} on the "
-        f"few labeled cases only, {args.n} synthetic pairs. Segmenters: the task config's U-Net, {args.seg_steps} "
+        f"(DRIVE crops, CT slices resized), pix2pix U-Net {args.ngf} filters, {args.gan_steps} GAN steps of batch "
+        f"{args.gan_batch_size} on the few labeled cases only, {args.n} synthetic pairs. Segmenters: the task config's U-Net, {args.seg_steps} "
         f"steps, best validation mean Dice on the real validation cases, mean ± std over seeds {args.seeds}; "
         "real + synthetic draws half of each epoch from each (`data.extra_labeled_share: 0.5`). Label-map GAN: "
         "DRIVE 8x8 spatial noise and a 70x70 patch critic, CT one 4x4 code and a 142x142 patch critic, both "

@@ -9,7 +9,7 @@ exact same sequence of batches, with any number of loader workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,21 +50,14 @@ def pad_collate(divisor: int = 1) -> Callable[[list[dict]], dict]:
 
 class _OffsetSampler(Sampler[tuple[int, int]]):
     """Yields ``(dataset index, draw number k)``; k seeds the sample's augmentation. Each epoch is a seeded
-    permutation of ``indices`` (default: each of the ``n`` indices once). Sharded (``world`` > 1): only the
-    draws of this ``rank``'s contiguous block of every global batch of ``batch`` draws."""
+    permutation of ``indices`` (repeats allowed). Sharded (``world`` > 1): only the draws of this ``rank``'s
+    contiguous block of every global batch of ``batch`` draws."""
 
     def __init__(
-        self,
-        n: int,
-        seed: int,
-        start: int,
-        batch: int = 1,
-        rank: int = 0,
-        world: int = 1,
-        indices: list[int] | None = None,
+        self, indices: Sequence[int], seed: int, start: int, batch: int = 1, rank: int = 0, world: int = 1
     ) -> None:
-        self.indices = indices if indices is not None else list(range(n))
-        self.n, self.seed, self.start = len(self.indices), seed, start
+        self.indices = indices
+        self.n, self.seed, self.start = len(indices), seed, start
         self.batch, self.rank, self.local = batch, rank, batch // world
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -144,14 +137,14 @@ class BatchStream:
 
     def _make_iter(self) -> Iterator:
         g = torch.Generator().manual_seed(self.seed + 7919 * self.consumed)
+        draws = getattr(self.dataset, "draw_indices", None)
         sampler = _OffsetSampler(
-            len(self.dataset),
+            range(len(self.dataset)) if draws is None else draws,
             self.seed,
             self.consumed * self.batch_size,
             self.batch_size,
             self.rank,
             self.world,
-            getattr(self.dataset, "draw_indices", None),
         )
         loader = DataLoader(
             self.draws,
