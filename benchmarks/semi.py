@@ -1,14 +1,19 @@
-"""Semi-supervised segmentation with few labels: supervised-only, mean teacher, DAN and Hung et al.
+"""Semi-supervised segmentation with few labels: supervised-only against the weak-strong consistency,
+cross-pseudo-supervision and copy-paste methods, and the older mean teacher / DAN / Hung et al.
 
     python benchmarks/semi.py --data-root ../shared/data
 
-Tasks: abdominal CT with 1, 2 and 4 labeled training patients (configs/ct.yaml; the 6 validation patients of
-split seed 0 are fixed, the other 16 are the training pool: for each seed a different draw of labeled
-patients, the rest unlabeled) and DRIVE with 2 labeled training images (configs/drive.yaml: images 36-40
-validate; the other 13 training images and the 20 test images, whose labels are withheld, are the unlabeled
-pool). Each method sees the same labeled patients for a given seed. Model selection on validation mean Dice.
-CPU size: CT slices resized to --size, DRIVE random crops of --size; batch --batch-size labeled +
---batch-size unlabeled. Runs live in runs/bench/semi/ and are reused or resumed.
+Tasks: abdominal CT with 2 or 4 labeled training patients (configs/ct.yaml; the 6 validation patients of split
+seed 0 are fixed, the other 16 are the training pool: each seed draws other labeled patients, the rest are
+unlabeled) and DRIVE with 2 labeled training images (configs/drive.yaml: images 36-40 validate; the other 13
+training images and the 20 test images, whose labels are withheld, are the unlabeled pool). Every method of a
+(task, network, seed) sees the same labeled cases, steps, batch and augmentation. Networks: the core ``unet``
+(configs/ct.yaml) and ``encoder_unet`` with the ImageNet EfficientNet-Lite0 encoder and its fine-tuning keys
+(configs/ct_pretrained.yaml). The weak view of every method is the config's batched geometric augmentation
+(both streams). Model selection on validation mean Dice; the last evaluation is reported beside it. Runs live
+in runs/bench/semi/ and are reused or resumed (rerun the same command after an interruption).
+
+``--plan`` names the (task, network, method, seeds) rows to run, e.g. ``--plan ct2:unet:supervised,fixmatch:0,1,2``.
 """
 
 from __future__ import annotations
@@ -23,8 +28,22 @@ from common import REPO, default_data_root, fit_or_reuse, mean_std, update_resul
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
 
-METHODS = ("supervised", "mean_teacher", "dan", "hung")
-TASKS = {"ct1": ("ct", 1), "ct2": ("ct", 2), "ct4": ("ct", 4), "drive2": ("drive", 2)}
+METHODS = ("supervised", "fixmatch", "unimatch", "cps", "bcp", "mean_teacher", "dan", "hung")
+NETWORKS = ("unet", "encoder_unet")
+TASKS = {"ct2": ("ct", 2), "ct4": ("ct", 4), "drive2": ("drive", 2)}
+# the default plan of the issue: new methods with 3 seeds, the older ones with 1, on the core U-Net; the
+# pretrained encoder and DRIVE with supervised + the two best new methods (--best), 3 seeds
+DEFAULT_PLAN = [
+    "ct2:unet:supervised,fixmatch,unimatch,cps,bcp:0,1,2",
+    "ct2:unet:mean_teacher,dan,hung:0",
+    "ct2:encoder_unet:supervised,BEST:0,1,2",
+    "drive2:unet:supervised,BEST:0,1,2",
+]
+# weak view: one geometric draw per sample for image and label (labeled) or image (unlabeled)
+CT_AUGMENT = [
+    {"name": "rotate", "p": 0.5, "degrees": [-15, 15]},
+    {"name": "scale", "p": 0.5, "factor": [0.85, 1.2]},
+]
 
 
 def _splits(args, kind: str, n_labeled: int, seed: int) -> dict[str, list[str]]:
@@ -41,7 +60,11 @@ def _splits(args, kind: str, n_labeled: int, seed: int) -> dict[str, list[str]]:
     return {"labeled": labeled, "unlabeled": [c for c in pool if c not in labeled], "val": val}
 
 
-def config(args, task: str, method: str, seed: int) -> Config:
+def run_name(task: str, network: str, method: str, seed: int) -> str:
+    return f"{task}_{network}_{method}_s{seed}"
+
+
+def config(args, task: str, network: str, method: str, seed: int) -> Config:
     kind, n_labeled = TASKS[task]
     base = REPO / "configs" / ("drive.yaml" if kind == "drive" else "ct.yaml")
     overrides = [
@@ -51,104 +74,151 @@ def config(args, task: str, method: str, seed: int) -> Config:
         f"train.eval_every={args.eval_every}",
         f"train.batch_size={args.batch_size}",
         f"train.stream_batch_sizes={{unlabeled: {args.batch_size}}}",
-        f"train.name={task}_{method}_s{seed}",
+        f"train.name={run_name(task, network, method, seed)}",
+        "train.save_pictures=false",
     ]
-    if method == "hung":
-        # paper: self-training from 5k of 20k iterations; discriminator ndf 64 (--hung-ndf 32 at CPU size)
-        overrides.append(f"method.params={{semi_start: {args.steps // 4}, ndf: {args.hung_ndf}}}")
+    params: dict = {}
+    if method == "hung":  # paper: self-training from 5k of 20k iterations
+        params.update(semi_start=args.steps // 4, ndf=args.hung_ndf)
+    if network == "encoder_unet":
+        pre = load_config(REPO / "configs" / "ct_pretrained.yaml")
+        overrides += [f"optim.lr={pre.optim.lr}", "model.network=encoder_unet"]
+        params.update(pre.method.params)  # freeze_encoder_steps, encoder_lr_scale
     cfg = load_config(base, [*overrides, *args.set])
+    if network == "encoder_unet":
+        cfg.model.params = dict(pre.model.params)
+    cfg.method.params = {**params, **cfg.method.params}
     cfg.data.splits = _splits(args, kind, n_labeled, seed)
+    cfg.augment.streams = ["labeled", "unlabeled"]  # the weak view of the unlabeled images
     if kind == "drive":
         cfg.data.root = str(args.data_root / "drive" / "train")
         cfg.data.unlabeled_dirs = [str(args.data_root / "drive" / "test" / "images")]
         cfg.augment.transforms = [
             {**t, "size": [args.size] * 2} if t["name"] == "crop" else t for t in cfg.augment.transforms
         ]
-        cfg.augment.streams = ["labeled", "unlabeled"]  # crops for the unlabeled full-size images too
     else:
         cfg.data.root = str(args.data_root / "abdominal_ct_mr" / "ct")
         cfg.data.resize = [args.size] * 2
         scale = 256 / args.size
         cfg.data.spacing = [cfg.data.spacing[0], *(s * scale for s in cfg.data.spacing[1:])]
+        cfg.augment.backend = "torch"
+        cfg.augment.transforms = [dict(t) for t in CT_AUGMENT]
     return cfg
 
 
-def run_one(args, task: str, method: str, seed: int) -> dict:
-    run_dir = REPO / "runs" / "bench" / "semi" / f"{task}_{method}_s{seed}"
-    cfg = config(args, task, method, seed)
+def run_one(args, task: str, network: str, method: str, seed: int) -> dict:
+    run_dir = REPO / "runs" / "bench" / "semi" / run_name(task, network, method, seed)
+    cfg = config(args, task, network, method, seed)
     result = fit_or_reuse(cfg, run_dir)
     return {
         "task": task,
+        "network": network,
         "method": method,
         "seed": seed,
         "labeled_cases": cfg.data.splits["labeled"],
         "best_dice": result["best_mean_dice"],
         "best_step": result["best_step"],
+        "last_dice": (result.get("last") or {}).get("mean_dice"),
     }
 
 
-def plot(rows: list[dict], methods: list[str], path: Path) -> None:
-    import matplotlib
+def _parse_plan(entries: list[str]) -> list[tuple[str, str, list[str], list[int]]]:
+    plan = []
+    for e in entries:
+        parts = e.split(":")
+        if len(parts) != 4:
+            raise SystemExit(f"--plan {e!r}: expected TASK:NETWORK:METHOD[,METHOD]:SEED[,SEED]")
+        task, net, methods, seeds = parts
+        if task not in TASKS or net not in NETWORKS:
+            raise SystemExit(f"--plan {e!r}: task one of {list(TASKS)}, network one of {list(NETWORKS)}")
+        ms = methods.split(",")
+        bad = [m for m in ms if m not in (*METHODS, "BEST")]
+        if bad:
+            raise SystemExit(f"--plan {e!r}: unknown method(s) {bad}; choose from {list(METHODS)} or BEST")
+        plan.append((task, net, ms, [int(s) for s in seeds.split(",")]))
+    return plan
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def best_new(rows: list[dict], k: int = 2) -> list[str]:
+    """The ``k`` new methods with the highest mean best Dice on ct2 + unet (the primary task)."""
+    new = ("fixmatch", "unimatch", "cps", "bcp")
+    means = {}
+    for m in new:
+        v = [r["best_dice"] for r in rows if (r["task"], r["network"], r["method"]) == ("ct2", "unet", m)]
+        if v:
+            means[m] = sum(v) / len(v)
+    return sorted(means, key=means.get, reverse=True)[:k]
+
+
+def summary(rows: list[dict]) -> dict:
     import numpy as np
 
-    from weakseg.engine.viz import save_figure
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["task"], {}).setdefault(r["network"], {}).setdefault(r["method"], []).append(r)
+    for nets in out.values():
+        for methods in nets.values():
+            for m, rs in methods.items():
+                v = np.array([x["best_dice"] for x in sorted(rs, key=lambda x: x["seed"])])
+                last = np.array([x["last_dice"] for x in rs if x["last_dice"] is not None])
+                methods[m] = {"mean": float(v.mean()), "std": float(v.std()), "seeds": [float(x) for x in v],
+                              "last_mean": float(last.mean()) if len(last) else None}  # fmt: skip
+    return out
 
-    ct = sorted({TASKS[r["task"]][1] for r in rows if TASKS[r["task"]][0] == "ct"})
-    if not ct:
-        return
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in methods:
-        vals = [[r["best_dice"] for r in rows if r["method"] == m and r["task"] == f"ct{n}"] for n in ct]
-        mean, std = np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
-        ax.errorbar(ct, mean, yerr=std, marker="o", capsize=3, label=m)
-    ax.set_xlabel("labeled CT training patients (of 16)")
-    ax.set_ylabel("validation mean Dice")
-    ax.set_xticks(ct)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save_figure(fig, path)
+
+def table(rows: list[dict], key: str) -> list[str]:
+    groups = sorted({(r["task"], r["network"]) for r in rows})
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    lines = ["| task | network | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for task, net in groups:
+        cells = []
+        for m in methods:
+            v = [r[key] for r in rows if (r["task"], r["network"], r["method"]) == (task, net, m)]
+            cells.append(f"{mean_std(v)} (n={len(v)})" if v else "")
+        lines.append(f"| {task} | {net} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--plan", nargs="+", default=DEFAULT_PLAN, help="TASK:NETWORK:METHODS:SEEDS entries")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--size", type=int, default=128, help="CT slices resized to SIZE, DRIVE crops of SIZE")
     ap.add_argument("--batch-size", type=int, default=8, help="labeled and unlabeled samples per batch")
-    ap.add_argument("--hung-ndf", type=int, default=64, help="filters of Hung's discriminator (paper: 64)")
+    ap.add_argument("--hung-ndf", type=int, default=32, help="filters of Hung's discriminator (paper: 64)")
     ap.add_argument("--set", action="append", default=[], help="extra config override")
+    ap.add_argument("--no-write", action="store_true", help="train/reuse only; leave the JSON and docs alone")
     args = ap.parse_args()
-    # seeds outermost: an interrupted run leaves whole seeds behind (rerun with the same flags to resume)
-    rows = [run_one(args, t, m, s) for s in args.seeds for t in args.tasks for m in args.methods]
+    rows: list[dict] = []
+    for task, net, methods, seeds in _parse_plan(args.plan):
+        methods = [x for m in methods for x in (best_new(rows) if m == "BEST" else [m])]
+        # seeds outermost: an interrupted run leaves whole seeds behind
+        rows += [run_one(args, task, net, m, s) for s in seeds for m in methods]
+    if args.no_write:
+        return
+    import subprocess
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     cmd = "python benchmarks/semi.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "semi.json", {"command": cmd, "rows": rows})
-    plot(rows, args.methods, REPO / "docs" / "img" / "semi_ct.png")
-    lines = ["| task | " + " | ".join(args.methods) + " |", "|---|" + "---|" * len(args.methods)]
-    for t in args.tasks:
-        cells = [
-            mean_std([r["best_dice"] for r in rows if r["task"] == t and r["method"] == m])
-            for m in args.methods
-        ]
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    write_json(REPO / "benchmarks" / "results" / "semi.json",
+               {"command": cmd, "commit": commit, "summary": summary(rows), "rows": rows})  # fmt: skip
     body = (
-        "## Semi-supervised: supervised-only vs mean teacher vs DAN vs Hung et al.\n\n"
-        f"Command: `{cmd}` (JSON: `benchmarks/results/semi.json`). Validation mean foreground Dice (CT: the 6 "
-        "validation patients of split seed 0, slices stacked per patient; DRIVE: images 36-40), best of the "
-        f"evaluations every {args.eval_every} of {args.steps} steps, mean ± std over seeds {args.seeds} (each seed "
-        f"draws other labeled cases). CPU size: CT slices {args.size}x{args.size}, DRIVE crops {args.size}, "
-        f"{args.batch_size} labeled + {args.batch_size} unlabeled per batch. ctN = N labeled CT patients (the "
-        "other training patients unlabeled); drive2 = 2 labeled DRIVE images (13 training + 20 test images "
-        "unlabeled). Method defaults of weakseg/methods/semi.py; Hung's self-training starts at a quarter of "
-        f"the run, Hung's discriminator has ndf {args.hung_ndf}.\n\n"
-        + "\n".join(lines)
-        + "\n\n![Dice against labeled CT patients](img/semi_ct.png)\n"
+        "## Semi-supervised: weak-strong consistency, CPS, copy-paste and the older methods\n\n"
+        f"Command: `{cmd}` at commit `{commit[:10]}` (JSON: `benchmarks/results/semi.json`). Validation mean "
+        "foreground Dice (CT: the 6 validation patients of split seed 0, slices stacked per patient; DRIVE: "
+        f"images 36-40). Every run: {args.steps} steps of {args.batch_size} labeled + {args.batch_size} "
+        f"unlabeled samples, evaluated every {args.eval_every}; CT slices {args.size}x{args.size}, DRIVE crops "
+        f"{args.size}. ctN = N labeled CT patients of 16 (the rest unlabeled), drive2 = 2 labeled DRIVE images. "
+        "Mean ± std over seeds (n = number of seeds; each seed draws other labeled cases).\n\n"
+        "Best validation Dice (model selection on the validation patients):\n\n"
+        + "\n".join(table(rows, "best_dice"))
+        + "\n\nDice at the last step:\n\n"
+        + "\n".join(table(rows, "last_dice"))
+        + "\n"
     )
     update_results_md("semi", body)
     print(body)

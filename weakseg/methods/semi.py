@@ -49,10 +49,10 @@ from weakseg.methods.gan_steps import (
     generator_step,
 )
 from weakseg.methods.params import Params
-from weakseg.methods.supervised import build_segmenter
+from weakseg.methods.supervised import FineTune, build_segmenter
 from weakseg.nets import build_discriminator
 
-__all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "sigmoid_rampup"]
+__all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "ema_update", "sigmoid_rampup"]
 
 
 def sigmoid_rampup(step: int, rampup_steps: int) -> float:
@@ -86,18 +86,45 @@ def rank_slice(ctx: StepContext) -> tuple[int, int]:
     return (dist.rank, dist.world) if dist is not None else (0, 1)
 
 
+@torch.no_grad()
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, step: int, decay: float) -> None:
+    """teacher = a * teacher + (1 - a) * student, a = min(1 - 1/(step + 1), decay); integer buffers
+    (BatchNorm's batch counter) are copied."""
+    student = unwrap(student)
+    a = min(1.0 - 1.0 / (step + 1), decay)
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.mul_(a).add_(s.detach(), alpha=1.0 - a)
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+        if t.dtype.is_floating_point:
+            t.mul_(a).add_(s, alpha=1.0 - a)
+        else:
+            t.copy_(s)
+
+
 class SemiMethod(Method):
     """Shared parts: the segmenter ``net``, its supervised loss on labeled samples only, ``predict``."""
 
     streams = ("labeled", "unlabeled")
     name = "semi"
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
+    ) -> None:
         super().__init__()
         self.optim_cfg = cfg.optim
         self.num_classes = cfg.data.num_classes
+        self.seed = cfg.train.seed
         self.net = build_segmenter(cfg)
         self.sup_loss = build_loss(cfg.loss, cfg.data.num_classes)
+        # the fine-tuning keys of a pretrained encoder (weakseg/methods/supervised.py), for every method
+        self.finetune = FineTune(
+            self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn
+        )
+        self.ddp_find_unused = self.finetune.ddp_find_unused
 
     def supervised(self, logits: Tensor | list[Tensor], labeled: dict, step: int, max_steps: int) -> Tensor:
         """The supervised loss: labeled samples only (the unlabeled stream has no label key)."""
@@ -105,8 +132,10 @@ class SemiMethod(Method):
             self.sup_loss.update(step, max_steps)
         return self.sup_loss(_float(logits), labeled[Keys.LABEL])
 
-    def segmenter_optimizer(self) -> Optimizer:
-        return make_optimizer(self.net.parameters(), self.optim_cfg)
+    def segmenter_optimizer(self, *nets: torch.nn.Module) -> Optimizer:
+        """One optimizer over ``nets`` (default the segmenter), encoder param groups at ``encoder_lr_scale``."""
+        groups = [g for n in (nets or (self.net,)) for g in self.finetune.param_groups(n, self.optim_cfg.lr)]
+        return make_optimizer(groups, self.optim_cfg)
 
     def predict(self, image: Tensor) -> Tensor:
         return self.net(image)
@@ -127,8 +156,16 @@ class MeanTeacher(SemiMethod):
         rampup_steps: int | None = None,
         noise_std: float = 0.1,
         predict_with: str = "teacher",
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
     ) -> None:
-        super().__init__(cfg)
+        finetune = dict(
+            freeze_encoder_steps=freeze_encoder_steps,
+            encoder_lr_scale=encoder_lr_scale,
+            freeze_encoder_bn=freeze_encoder_bn,
+        )
+        super().__init__(cfg, **finetune)
         n = self.name
         self.ema_decay = Params(n).number("ema_decay", ema_decay, 0.0, 1.0)
         self.consistency = Params(n).number("consistency", consistency)
@@ -162,6 +199,7 @@ class MeanTeacher(SemiMethod):
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        self.finetune.apply(step, self.net)
         weight = self.consistency * sigmoid_rampup(step, self.rampup_steps)
         with ctx.autocast():
             logits_l = self.net(labeled[Keys.IMAGE])
@@ -181,18 +219,8 @@ class MeanTeacher(SemiMethod):
             "consistency_weight": weight,
         }
 
-    @torch.no_grad()
     def update_teacher(self, step: int) -> None:
-        """teacher = a * teacher + (1 - a) * student, a = min(1 - 1/(step + 1), ema_decay); integer buffers
-        (BatchNorm's batch counter) are copied."""
-        a = min(1.0 - 1.0 / (step + 1), self.ema_decay)
-        for t, s in zip(self.teacher.parameters(), self.net.parameters(), strict=True):
-            t.mul_(a).add_(s.detach(), alpha=1.0 - a)
-        for t, s in zip(self.teacher.buffers(), self.net.buffers(), strict=True):
-            if t.dtype.is_floating_point:
-                t.mul_(a).add_(s, alpha=1.0 - a)
-            else:
-                t.copy_(s)
+        ema_update(self.teacher, self.net, step, self.ema_decay)
 
     def predict(self, image: Tensor) -> Tensor:
         return (self.teacher if self.predict_with == "teacher" else self.net)(image)
@@ -201,8 +229,10 @@ class MeanTeacher(SemiMethod):
 class _Adversarial(SemiMethod):
     """Segmenter + one discriminator trained with the shared GAN update (vanilla GAN loss = BCE on logits)."""
 
-    def __init__(self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float]) -> None:
-        super().__init__(cfg)
+    def __init__(
+        self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float], finetune: dict
+    ) -> None:
+        super().__init__(cfg, **finetune)
         n = self.name
         self.d_lr = Params(n).number("d_lr", d_lr, 1e-12)
         ok = isinstance(d_betas, (list, tuple)) and len(d_betas) == 2 and all(0 <= b < 1 for b in d_betas)
@@ -243,15 +273,24 @@ class DAN(_Adversarial):
         n_layers: int = 4,
         d_lr: float = 1e-4,
         d_betas: list[float] = (0.9, 0.99),
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
     ) -> None:
+        finetune = dict(
+            freeze_encoder_steps=freeze_encoder_steps,
+            encoder_lr_scale=encoder_lr_scale,
+            freeze_encoder_bn=freeze_encoder_bn,
+        )
         channels = cfg.data.in_channels + cfg.data.num_classes
         disc = build_discriminator("evaluation", channels, ndf=ndf, n_layers=n_layers)
-        super().__init__(cfg, disc, d_lr, d_betas)
+        super().__init__(cfg, disc, d_lr, d_betas, finetune)
         self.lambda_adv = Params(self.name).number("lambda_adv", lambda_adv)
         self.adv_start = Params(self.name).integer("adv_start", adv_start, 0)
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        self.finetune.apply(step, self.net)
         x_l, x_u = labeled[Keys.IMAGE], unlabeled[Keys.IMAGE]
         reals: dict[str, Tensor] = {}
         weight = self.lambda_adv if step >= self.adv_start else 0.0
@@ -283,9 +322,17 @@ class Hung(_Adversarial):
         ndf: int = 64,
         d_lr: float = 1e-4,
         d_betas: list[float] = (0.9, 0.99),
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
     ) -> None:
+        finetune = dict(
+            freeze_encoder_steps=freeze_encoder_steps,
+            encoder_lr_scale=encoder_lr_scale,
+            freeze_encoder_bn=freeze_encoder_bn,
+        )
         disc = build_discriminator("fcn", cfg.data.num_classes, ndf=ndf)
-        super().__init__(cfg, disc, d_lr, d_betas)
+        super().__init__(cfg, disc, d_lr, d_betas, finetune)
         n = self.name
         self.lambda_adv = Params(n).number("lambda_adv", lambda_adv)
         self.lambda_adv_unlabeled = Params(n).number("lambda_adv_unlabeled", lambda_adv_unlabeled)
@@ -297,6 +344,7 @@ class Hung(_Adversarial):
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        self.finetune.apply(step, self.net)
         label = labeled[Keys.LABEL]
         real = F.one_hot(label.long(), self.num_classes).movedim(-1, 1).float()
         use_u = step >= self.adv_start

@@ -27,7 +27,14 @@ from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
 from weakseg.nets import build_network
 
-__all__ = ["Supervised", "build_segmenter", "check_finetune", "encoder_param_groups", "set_encoder_frozen"]
+__all__ = [
+    "FineTune",
+    "Supervised",
+    "build_segmenter",
+    "check_finetune",
+    "encoder_param_groups",
+    "set_encoder_frozen",
+]
 
 
 def build_segmenter(cfg: Config) -> torch.nn.Module:
@@ -95,6 +102,42 @@ def set_encoder_frozen(net: nn.Module, frozen: bool, bn_frozen: bool = False) ->
                 m.eval()
 
 
+class FineTune:
+    """The fine-tuning keys of every method's segmenter(s): checked once, applied at every step."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        network: str,
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
+    ) -> None:
+        check_finetune(net, network, freeze_encoder_steps, encoder_lr_scale)
+        if freeze_encoder_bn and _encoder_params(net) is None:
+            raise ValueError(
+                f'method.params.freeze_encoder_bn needs a network with an encoder, not "{network}"'
+            )
+        self.freeze_encoder_steps = freeze_encoder_steps
+        self.encoder_lr_scale = float(encoder_lr_scale)
+        self.freeze_encoder_bn = bool(freeze_encoder_bn)
+        self.has_encoder = _encoder_params(net) is not None
+
+    @property
+    def ddp_find_unused(self) -> bool:
+        return self.freeze_encoder_steps > 0  # the frozen encoder gets no gradient at first
+
+    def param_groups(self, net: nn.Module, lr: float) -> list[dict]:
+        return encoder_param_groups(net, lr, self.encoder_lr_scale)
+
+    def apply(self, step: int, *nets: nn.Module) -> None:
+        """Freeze or unfreeze the encoders of ``nets`` for ``step``: a pure function of the step, so a resumed
+        run freezes exactly as an uninterrupted one."""
+        if self.has_encoder:
+            for net in nets:
+                set_encoder_frozen(unwrap(net), step < self.freeze_encoder_steps, self.freeze_encoder_bn)
+
+
 class Supervised(Method):
     streams = ("labeled",)
 
@@ -110,25 +153,19 @@ class Supervised(Method):
         self.loss_name = cfg.loss.name
         self.net = build_segmenter(cfg)
         self.loss = build_loss(cfg.loss, cfg.data.num_classes)
-        check_finetune(self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale)
-        if freeze_encoder_bn and _encoder_params(self.net) is None:
-            raise ValueError(
-                f'method.params.freeze_encoder_bn needs a network with an encoder, not "{cfg.model.network}"'
-            )
-        self.freeze_encoder_bn = bool(freeze_encoder_bn)
-        self.freeze_encoder_steps = freeze_encoder_steps
-        self.encoder_lr_scale = float(encoder_lr_scale)
-        self.has_encoder = _encoder_params(self.net) is not None
-        self.ddp_find_unused = freeze_encoder_steps > 0  # the frozen encoder gets no gradient at first
+        self.finetune = FineTune(
+            self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn
+        )
+        self.ddp_find_unused = self.finetune.ddp_find_unused
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
-        groups = encoder_param_groups(self.net, self.optim_cfg.lr, self.encoder_lr_scale)
-        return {"net": make_optimizer(groups, self.optim_cfg)}
+        return {
+            "net": make_optimizer(self.finetune.param_groups(self.net, self.optim_cfg.lr), self.optim_cfg)
+        }
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         data = batch["labeled"]
-        if self.has_encoder:  # a pure function of the step: resume stays exact
-            set_encoder_frozen(unwrap(self.net), step < self.freeze_encoder_steps, self.freeze_encoder_bn)
+        self.finetune.apply(step, self.net)
         if hasattr(self.loss, "update"):
             self.loss.update(step, ctx.max_steps)
         with ctx.autocast():

@@ -1,0 +1,178 @@
+"""Weak-strong consistency: ``fixmatch`` (Sohn et al. 2020) and ``unimatch`` (Yang et al. 2023, medical variant).
+
+Streams ``labeled`` and ``unlabeled``. The weak view of an unlabeled image is what the trainer's batched
+augmentation made of it (``augment.streams: [labeled, unlabeled]``, geometric transforms in
+``augment.transforms``). The segmenter's prediction on the weak view (no gradient) gives hard pseudo-labels
+where its confidence (max softmax) is >= ``threshold``; a strong view (``weakseg.methods.mixing.StrongView``:
+intensity perturbations from ``method.params.strong`` + CutMix between unlabeled images, no geometric change)
+is trained against them with a masked loss (``unsup_loss``: ``dice_ce`` = (CE + Dice) / 2 over confident
+pixels, as UniMatch's ACDC recipe; or ``ce``). The loss is
+``sup + lambda_u * rampup(step) * unsup``, rampup = exp(-5 (1 - t)^2) over ``rampup_steps`` (0: none).
+
+* ``fixmatch``: one strong view.
+* ``unimatch``: two strong views (independent draws) and a feature-perturbation stream: the weak view again
+  with 50% channel dropout on the encoder's features (``weakseg.nets.perturb.feature_dropout``), trained on the
+  same pseudo-labels; unsup = ``fp_weight`` * fp + (1 - ``fp_weight``) / 2 * (s1 + s2) (UniMatch: 0.5).
+
+Both take the fine-tuning keys of a pretrained encoder (``freeze_encoder_steps``, ``encoder_lr_scale``,
+``freeze_encoder_bn``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import MaskedDiceLoss
+from torch import Tensor
+from torch.optim import Optimizer
+
+from weakseg.config import Config
+from weakseg.keys import Keys
+from weakseg.methods.base import StepContext
+from weakseg.methods.mixing import StrongView
+from weakseg.methods.params import Params
+from weakseg.methods.semi import SemiMethod, _logits, rank_slice, sigmoid_rampup
+from weakseg.nets.perturb import feature_dropout, perturbation_sites
+
+__all__ = ["FixMatch", "UniMatch", "forward_many", "masked_loss", "step_generator"]
+
+
+def step_generator(seed: int, step: int, stream: int, ctx: StepContext | None = None) -> torch.Generator:
+    """The CPU generator of one random stream of one step: a pure function of (seed, step, stream, rank)."""
+    rank = rank_slice(ctx)[0] if ctx is not None else 0
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 1_009 + stream * 101 + 7_919 * rank + 17)
+
+
+def forward_many(net: torch.nn.Module, *images: Tensor) -> list[Tensor | list[Tensor]]:
+    """``net`` on several batches: one concatenated forward when their shapes agree, else one each."""
+    if len({tuple(x.shape[1:]) for x in images}) > 1:
+        return [net(x) for x in images]
+    out = net(torch.cat(images))
+    sizes = [x.shape[0] for x in images]
+    if isinstance(out, (list, tuple)):  # deep supervision: split every output
+        parts = [torch.split(o, sizes) for o in out]
+        return [[p[i] for p in parts] for i in range(len(images))]
+    return list(torch.split(out, sizes))
+
+
+_DICE = MaskedDiceLoss(softmax=True, to_onehot_y=True)
+
+
+def masked_loss(
+    logits: Tensor, target: Tensor, mask: Tensor, kind: str = "dice_ce", per_mask: bool = False
+) -> Tensor:
+    """Loss of ``logits`` (B,N,*S) against hard ``target`` (B,*S) on the pixels of ``mask`` (B,*S): CE summed
+    over the mask / all pixels (FixMatch, UniMatch; ``per_mask``: / the mask's pixels, BCP), and for
+    ``dice_ce`` the mean of that with MONAI's masked Dice."""
+    logits = logits.float()
+    m = mask.float()
+    ce = (F.cross_entropy(logits, target, reduction="none") * m).sum()
+    ce = ce / (m.sum().clamp(min=1) if per_mask else m.numel())
+    if kind == "ce":
+        return ce
+    return 0.5 * (ce + _DICE(logits, target[:, None], m[:, None]))
+
+
+class FixMatch(SemiMethod):
+    name = "fixmatch"
+    n_strong = 1
+
+    def __init__(
+        self,
+        cfg: Config,
+        threshold: float = 0.95,
+        lambda_u: float = 1.0,
+        rampup_steps: int = 0,
+        strong: list[dict] | None = None,
+        cutmix_p: float = 0.5,
+        unsup_loss: str = "dice_ce",
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
+    ) -> None:
+        super().__init__(cfg, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn)
+        p = Params(self.name)
+        ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 < threshold < 1
+        p.check(ok, "threshold", "a confidence in (0, 1), e.g. 0.95", threshold)
+        self.threshold = float(threshold)
+        self.lambda_u = p.number("lambda_u", lambda_u)
+        self.rampup_steps = p.integer("rampup_steps", rampup_steps, 0)
+        self.unsup_loss = p.choice("unsup_loss", unsup_loss, ("dice_ce", "ce"))
+        self.strong = StrongView(self.name, strong, cutmix_p, cfg.data.spatial_dims)
+
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        return {"net": self.segmenter_optimizer()}
+
+    def pseudo_labels(self, x_weak: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor]:
+        """(hard labels, confident mask, confidence) from the prediction on the weak view, no gradient."""
+        with torch.no_grad(), ctx.autocast():
+            prob = _logits(self.net(x_weak)).float().softmax(1)
+        conf, label = prob.max(1)
+        return label, conf >= self.threshold, conf
+
+    def unsup_terms(self, x_weak: Tensor, label: Tensor, mask: Tensor, views, logits_s, ctx) -> dict:
+        return {"strong": masked_loss(_logits(logits_s[0]), views[0].target, views[0].mask, self.unsup_loss)}
+
+    def unsup_total(self, terms: dict[str, Tensor]) -> Tensor:
+        return terms["strong"]
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        self.finetune.apply(step, self.net)
+        x_l, x_w = labeled[Keys.IMAGE], unlabeled[Keys.IMAGE]
+        label, mask, _ = self.pseudo_labels(x_w, ctx)
+        views = [
+            self.strong(x_w, label, mask, step_generator(self.seed, step, k, ctx))
+            for k in range(self.n_strong)
+        ]
+        with ctx.autocast():
+            outs = forward_many(self.net, x_l, *[v.image for v in views])
+        sup = self.supervised(outs[0], labeled, step, ctx.max_steps)
+        terms = self.unsup_terms(x_w, label, mask, views, outs[1:], ctx)
+        unsup = self.unsup_total(terms)
+        weight = self.lambda_u * sigmoid_rampup(step, self.rampup_steps)
+        loss = sup + weight * unsup
+        ctx.backward(loss, "net", terms={"sup": sup, **terms})
+        logs = {k: float(v.detach()) for k, v in {"loss": loss, "sup": sup, "unsup": unsup, **terms}.items()}
+        return {**logs, "unsup_weight": weight, "confident_fraction": float(mask.float().mean())}
+
+
+class UniMatch(FixMatch):
+    name = "unimatch"
+    n_strong = 2
+
+    def __init__(
+        self,
+        cfg: Config,
+        threshold: float = 0.95,
+        lambda_u: float = 1.0,
+        rampup_steps: int = 0,
+        strong: list[dict] | None = None,
+        cutmix_p: float = 0.5,
+        unsup_loss: str = "dice_ce",
+        fp_dropout: float = 0.5,
+        fp_weight: float = 0.5,
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
+    ) -> None:
+        super().__init__(
+            cfg, threshold, lambda_u, rampup_steps, strong, cutmix_p, unsup_loss,
+            freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn,
+        )  # fmt: skip
+        p = Params(self.name)
+        self.fp_dropout = p.number("fp_dropout", fp_dropout, 0.0, 0.99)
+        self.fp_weight = p.number("fp_weight", fp_weight, 0.0, 1.0)
+        perturbation_sites(self.net)  # fails now, not at the first step, for a network it cannot perturb
+
+    def unsup_terms(self, x_weak: Tensor, label: Tensor, mask: Tensor, views, logits_s, ctx) -> dict:
+        with ctx.autocast(), feature_dropout(self.net, self.fp_dropout):
+            logits_fp = _logits(self.net(x_weak))
+        terms = {"fp": masked_loss(logits_fp, label, mask, self.unsup_loss)}
+        for k, (v, out) in enumerate(zip(views, logits_s)):
+            terms[f"strong{k + 1}"] = masked_loss(_logits(out), v.target, v.mask, self.unsup_loss)
+        return terms
+
+    def unsup_total(self, terms: dict[str, Tensor]) -> Tensor:
+        w = (1.0 - self.fp_weight) / 2
+        return self.fp_weight * terms["fp"] + w * (terms["strong1"] + terms["strong2"])

@@ -1,0 +1,83 @@
+"""Cross pseudo supervision, ``cps`` (Chen et al. 2021): two segmenters teach each other.
+
+Streams ``labeled`` and ``unlabeled``. Two networks of the same ``model`` config, built one after the other so
+their random initialisations differ (with ``encoder_unet`` both start from the same ImageNet encoder and
+differ in their decoders, as in the paper). Each gets the supervised loss on the labeled images and the
+cross-entropy against the other's hard pseudo-labels (argmax, no gradient) on the unlabeled ones:
+
+    loss = sup(a) + sup(b) + lambda_cps * rampup(step) * (CE(a_u, argmax b_u) + CE(b_u, argmax a_u))
+
+rampup = exp(-5 (1 - t)^2) over ``rampup_steps`` (default 20% of the run). One optimizer over both networks.
+Evaluation and ``weakseg predict`` use network ``a`` (``predict_with: a``; or ``b``): the paper reports one
+network, the two end up within noise of each other.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.optim import Optimizer
+
+from weakseg.config import Config
+from weakseg.keys import Keys
+from weakseg.methods.base import StepContext
+from weakseg.methods.consistency import forward_many
+from weakseg.methods.params import Params
+from weakseg.methods.semi import SemiMethod, _logits, sigmoid_rampup
+from weakseg.methods.supervised import build_segmenter
+
+__all__ = ["CPS", "cross_pseudo_loss"]
+
+
+def cross_pseudo_loss(logits_a: Tensor, logits_b: Tensor) -> tuple[Tensor, Tensor]:
+    """(CE of ``a`` against argmax ``b``, CE of ``b`` against argmax ``a``); the targets carry no gradient."""
+    target_b, target_a = logits_b.detach().argmax(1), logits_a.detach().argmax(1)
+    return F.cross_entropy(logits_a.float(), target_b), F.cross_entropy(logits_b.float(), target_a)
+
+
+class CPS(SemiMethod):
+    name = "cps"
+
+    def __init__(
+        self,
+        cfg: Config,
+        lambda_cps: float = 1.0,
+        rampup_steps: int | None = None,
+        predict_with: str = "a",
+        freeze_encoder_steps: int = 0,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_bn: bool = False,
+    ) -> None:
+        super().__init__(cfg, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn)
+        p = Params(self.name)
+        self.lambda_cps = p.number("lambda_cps", lambda_cps)
+        default = int(0.2 * cfg.train.max_steps)
+        self.rampup_steps = p.integer("rampup_steps", default if rampup_steps is None else rampup_steps, 0)
+        self.predict_with = p.choice("predict_with", predict_with, ("a", "b"))
+        self.net_b = build_segmenter(cfg)  # drawn after `net`: another initialisation
+
+    def configure_optimizers(self) -> dict[str, Optimizer]:
+        return {"net": self.segmenter_optimizer(self.net, self.net_b)}
+
+    def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
+        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        self.finetune.apply(step, self.net, self.net_b)
+        x_l, x_u = labeled[Keys.IMAGE], unlabeled[Keys.IMAGE]
+        with ctx.autocast():
+            a_l, a_u = forward_many(self.net, x_l, x_u)
+            b_l, b_u = forward_many(self.net_b, x_l, x_u)
+        sup_a = self.supervised(a_l, labeled, step, ctx.max_steps)
+        sup_b = self.supervised(b_l, labeled, step, ctx.max_steps)
+        cps_a, cps_b = cross_pseudo_loss(_logits(a_u), _logits(b_u))
+        weight = self.lambda_cps * sigmoid_rampup(step, self.rampup_steps)
+        loss = sup_a + sup_b + weight * (cps_a + cps_b)
+        terms = {"sup_a": sup_a, "sup_b": sup_b, "cps_a": cps_a, "cps_b": cps_b}
+        ctx.backward(loss, "net", terms=terms)
+        with torch.no_grad():
+            agree = (_logits(a_u).argmax(1) == _logits(b_u).argmax(1)).float().mean()
+        logs = {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
+        return {**logs, "cps_weight": weight, "agreement": float(agree)}
+
+    def predict(self, image: Tensor) -> Tensor:
+        return (self.net if self.predict_with == "a" else self.net_b)(image)
