@@ -55,7 +55,9 @@ def forward_many(net: torch.nn.Module, *images: Tensor) -> list[Tensor | list[Te
     return list(torch.split(out, sizes))
 
 
-_DICE = MaskedDiceLoss(softmax=True, to_onehot_y=True)
+# the target goes in one-hot: MONAI masks the index map before its own one-hot, which would turn every masked-out
+# pixel into a background target
+_DICE = MaskedDiceLoss(softmax=True)
 
 
 def masked_loss(
@@ -70,7 +72,8 @@ def masked_loss(
     ce = ce / (m.sum().clamp(min=1) if per_mask else m.numel())
     if kind == "ce":
         return ce
-    return 0.5 * (ce + _DICE(logits, target[:, None], m[:, None]))
+    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+    return 0.5 * (ce + _DICE(logits, onehot, m[:, None]))
 
 
 class FixMatch(SemiMethod):
