@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
+from weakseg.api import load_trained
 from weakseg.config import load_config
 from weakseg.engine.checkpoint import CheckpointError, load_checkpoint
-from weakseg.engine.trainer import Trainer
+from weakseg.engine.trainer import NonFiniteWeightsError, Trainer
 from weakseg.methods import NonFiniteLossError
 
 
@@ -86,6 +87,50 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg_path, tmp_path):
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state"].values() if v.is_floating_point())
+
+
+def test_huge_finite_loss_never_saves_nan_weights(tiny_cfg_path, tmp_path):
+    """lr 1e10: every loss term stays finite for a step while the weights turn NaN; nothing NaN is saved, the
+    good checkpoint of step 2 is kept, and evaluate/resume refuse a NaN checkpoint written by hand."""
+    run = tmp_path / "r"
+    cfg = _cfg(tiny_cfg_path, "train.max_steps=6", "train.eval_every=2")
+    trainer = Trainer(cfg, run_dir=run)
+    trainer.fit(until=2)
+    good = (run / "last.pt").read_bytes()
+    with torch.no_grad():  # what a step with lr 1e10 did to the weights, while its loss was finite
+        next(trainer.method.parameters()).fill_(float("inf"))
+    with pytest.raises(NonFiniteWeightsError, match="weights became non-finite at step 2.*last.pt is kept"):
+        trainer.save_checkpoint("last.pt")
+    assert (run / "last.pt").read_bytes() == good
+    fresh = tmp_path / "lr"
+    with pytest.raises(NonFiniteLossError):
+        Trainer(
+            _cfg(tiny_cfg_path, "optim.lr=1e10", "train.max_steps=4", "train.eval_every=2"), run_dir=fresh
+        ).fit()
+    for name in ("last.pt", "best.pt"):
+        if (fresh / name).exists():
+            ckpt = load_checkpoint(fresh / name)
+            assert all(torch.isfinite(v).all() for v in ckpt["state"].values() if v.is_floating_point())
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    key = next(k for k, v in ckpt["state"].items() if v.is_floating_point())
+    ckpt["state"][key] = torch.full_like(ckpt["state"][key], float("nan"))
+    torch.save(ckpt, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match="holds non-finite weights .* " + key.replace(".", "\\.")):
+        load_trained(tmp_path / "nan.pt")
+
+
+def test_resume_advice_does_not_go_in_a_circle(tiny_cfg_path, tmp_path):
+    run = tmp_path / "r"
+    cfg = _cfg(tiny_cfg_path, "train.max_steps=2", "train.eval_every=2")
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # killed after the start, before the first checkpoint
+    with pytest.raises(CheckpointError, match="before its first checkpoint.*--overwrite \\(safe"):
+        Trainer(cfg, run_dir=run, resume=True)
+    with pytest.raises(FileExistsError, match="before its first checkpoint.*--overwrite starts it over"):
+        Trainer(cfg, run_dir=run)
+    Trainer(cfg, run_dir=run, overwrite=True).fit()
+    done = Trainer(cfg, run_dir=run, resume=True)
+    assert done.step == 2 and done.fit()["step"] == 2  # a finished run: nothing trained, said on the console
 
 
 def test_failed_checkpoint_write_keeps_previous(tiny_cfg_path, tmp_path, monkeypatch):

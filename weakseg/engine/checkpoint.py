@@ -16,13 +16,31 @@ import torch
 
 from weakseg.fileio import atomic_write
 
-__all__ = ["CheckpointError", "atomic_torch_save", "get_rng_state", "load_checkpoint", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "atomic_torch_save",
+    "get_rng_state",
+    "load_checkpoint",
+    "nonfinite_entries",
+    "set_rng_state",
+]
 
 FORMAT_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be read or does not match what is asked of it."""
+
+
+def nonfinite_entries(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in a nested dict / list (a state dict, an optimizer state)
+    that hold NaN or inf."""
+    if torch.is_tensor(tree):
+        return [prefix] if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else []
+    items = (
+        tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    )
+    return [n for k, v in items for n in nonfinite_entries(v, f"{prefix}.{k}" if prefix else str(k))]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

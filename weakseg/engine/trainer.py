@@ -26,6 +26,7 @@ from weakseg.engine.checkpoint import (
     atomic_torch_save,
     get_rng_state,
     load_checkpoint,
+    nonfinite_entries,
     set_rng_state,
 )
 from weakseg.engine.distributed import DistEnv
@@ -57,6 +58,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+class NonFiniteWeightsError(NonFiniteLossError):
+    """The weights (or optimizer state) hold NaN/inf; nothing was saved, the last good checkpoint is kept."""
+
+    def __init__(self, step: int, names: list[str], kept: Path | None) -> None:
+        RuntimeError.__init__(
+            self,
+            f"the weights became non-finite at step {step} ({len(names)} tensor(s) with NaN/inf, e.g. "
+            f"{', '.join(names[:3])}) although every loss term was finite; stopping without saving. "
+            + (f"The last good checkpoint {kept} is kept (--resume continues from it). " if kept else
+               "No checkpoint had been written yet. ")
+            + "Lower optim.lr or enable optim.grad_clip.",
+        )  # fmt: skip
+        self.step, self.term, self.value = step, "weights", float("nan")
+
+
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """bf16 autocast on CUDA by default; fp16 uses a GradScaler; CPU trains in float32 unless asked."""
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
@@ -67,7 +83,15 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 def load_method_state(method: Method, state: dict, source: str) -> None:
-    """Load weights, turning torch's key/shape mismatch dump into an error that says what to do."""
+    """Load weights, turning torch's key/shape mismatch dump into an error that says what to do; weights with
+    NaN or inf are refused (evaluating them would report a Dice of 0 as if it were a result)."""
+    bad = nonfinite_entries(state)
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {source} holds non-finite weights ({len(bad)} tensor(s) with NaN/inf, e.g. "
+            f"{', '.join(bad[:3])}): training diverged before it was written. Use an earlier checkpoint, or "
+            "retrain with a lower optim.lr / optim.grad_clip"
+        )
     try:
         method.load_state_dict(state)
     except RuntimeError as e:
@@ -172,6 +196,12 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
             self.logger.truncate(self.step)
+            if self.step >= t.max_steps and self.dist.is_main:
+                tqdm.write(
+                    f"{self.run_dir} already finished at step {self.step} (train.max_steps = {t.max_steps}): "
+                    "nothing to train. Raise train.max_steps to train on, or "
+                    f"`weakseg evaluate {self.run_dir / 'best.pt'}`"
+                )
         if self.dist.enabled:
             self._distribute()
 
@@ -204,11 +234,23 @@ class Trainer:
     def _check_run_dir(self, resume: bool, overwrite: bool) -> dict | None:
         """The checkpoint to resume from, or None for a new run; refuses to clobber anything unasked."""
         last = self.run_dir / "last.pt"
+        started = (self.run_dir / "config.json").is_file()  # a run began here but saved no checkpoint
         if resume:
             if not last.is_file():
+                if started:
+                    raise CheckpointError(
+                        f"--resume {self.run_dir}: the run there stopped before its first checkpoint (no last.pt), "
+                        "so there is nothing to resume; start it over with --overwrite (safe: nothing trained was "
+                        "saved)"
+                    )
                 raise CheckpointError(f"--resume {self.run_dir}: no last.pt there to resume from")
             return load_checkpoint(last)
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if not overwrite and started and not last.is_file():
+                raise FileExistsError(
+                    f"run folder {self.run_dir} holds a run that stopped before its first checkpoint (no last.pt): "
+                    "--overwrite starts it over (safe: nothing trained was saved), or --set train.name=<new name>"
+                )
             if not overwrite:
                 raise FileExistsError(
                     f"run folder {self.run_dir} already holds files; use --resume {self.run_dir} to continue a run, "
@@ -312,6 +354,7 @@ class Trainer:
             )
 
     def save_checkpoint(self, name: str) -> Path:
+        self.check_weights()  # a non-finite state never replaces a good checkpoint
         path = self.run_dir / name
         if self.dist.is_main:  # written once, by rank 0
             atomic_torch_save(self.state_dict(), path)
@@ -452,8 +495,20 @@ class Trainer:
         self.dist.barrier()
         return result
 
+    def check_weights(self) -> None:
+        """Raise ``NonFiniteWeightsError`` when a weight or optimizer state is NaN/inf: a finite but huge loss
+        can break the weights without any loss term being non-finite, and such a state is never saved."""
+        bad = nonfinite_entries(self.method.plain_state_dict())
+        bad += nonfinite_entries(
+            {k: o.state_dict()["state"] for k, o in self.optimizers.items()}, "optimizers"
+        )
+        if bad:
+            kept = self.run_dir / "last.pt"
+            raise NonFiniteWeightsError(self.step, bad, kept if kept.is_file() else None)
+
     def _eval_and_checkpoint(self, has_val: bool) -> dict[str, float]:
         t = self.cfg.train
+        self.check_weights()  # before evaluating or saving anything
         summary: dict[str, float] = {}
         if not self.dist.is_main:  # rank 0 evaluates, draws and saves; the others wait in broadcast_code
             return summary
