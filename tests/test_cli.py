@@ -227,3 +227,23 @@ def test_demo_adapt_config_mirrors_the_demo():
 
     mirrored = load_config(REPO / "configs" / "demo_adapt.yaml")
     assert config_to_dict(mirrored) == config_to_dict(load_config(None, DEMO_ADAPT_JOINT))
+
+
+def test_wrong_value_types_and_bugs_give_messages_not_tracebacks(tmp_path, capsys, monkeypatch):
+    from tests.conftest import REPO
+
+    tiny = str(REPO / "configs" / "tiny.yaml")
+    run = ["--set", f"train.run_dir={tmp_path}/r"]
+    assert main(["train", tiny, "--set", "model.params.channels=abc", *run]) == 1
+    err = capsys.readouterr().err
+    assert 'network "unet" cannot be built from model.params' in err and "channels='abc'" in err
+    assert "Traceback" not in err
+
+    def broken(_args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("weakseg.cli._train", broken)
+    monkeypatch.delenv("WEAKSEG_TRACEBACK", raising=False)
+    assert main(["train", tiny, *run]) == 2
+    err = capsys.readouterr().err
+    assert "internal error, probably a bug in weakseg: ZeroDivisionError" in err

@@ -24,6 +24,13 @@ def test_defaults_and_roundtrip():
         ({"data": {"labeled_fraction": 0.0}}, "labeled_fraction must be in (0, 1]"),
         ({"data": {"num_classes": 3}}, "class_names has 5 names but data.num_classes is 3"),
         ({"train": {"progress": "yes"}}, "expected true or false"),
+        ({"train": {"log_every": 0}}, "train.log_every must be >= 1"),
+        ({"optim": {"betas": [0.9]}}, "optim.betas must be two numbers in [0, 1)"),
+        ({"optim": {"poly_power": -1}}, "optim.poly_power must be > 0"),
+        ({"optim": {"lr": -0.001}}, "optim.lr must be a number > 0, got -0.001"),
+        ({"optim": {"lr": 0}}, "optim.lr must be a number > 0, got 0"),
+        ({"optim": {"grad_clip": 0}}, "optim.grad_clip must be > 0 or null"),
+        ({"train": {"eval_batch_size": 0}}, "train.eval_batch_size must be >= 1"),
     ],
 )
 def test_bad_config_values_name_the_key(values, needle):

@@ -365,6 +365,15 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"weakseg {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    except Exception as e:  # not an input problem we know of: a bug in weakseg (or a library under it)
+        if os.environ.get("WEAKSEG_TRACEBACK"):
+            raise
+        print(
+            f"weakseg {args.command}: internal error, probably a bug in weakseg: {type(e).__name__}: {e}\n"
+            "Please report it with the command you ran; WEAKSEG_TRACEBACK=1 shows the whole stack.",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

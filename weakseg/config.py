@@ -11,6 +11,7 @@ validates them itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -348,6 +349,26 @@ def _validate(cfg: Config, source: str) -> None:
         (t.max_steps >= 1, f"train.max_steps must be >= 1, got {t.max_steps}"),
         (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
         (t.eval_every >= 1, f"train.eval_every must be >= 1, got {t.eval_every}"),
+        (t.log_every >= 1, f"train.log_every must be >= 1 (steps between log lines), got {t.log_every}"),
+        (t.eval_batch_size >= 1, f"train.eval_batch_size must be >= 1, got {t.eval_batch_size}"),
+        (t.num_workers >= 0, f"train.num_workers must be >= 0, got {t.num_workers}"),
+        (t.early_stop_patience >= 0, f"train.early_stop_patience must be >= 0, got {t.early_stop_patience}"),
+        (
+            math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0,
+            f"optim.lr must be a number > 0, got {cfg.optim.lr}",
+        ),
+        (cfg.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay}"),
+        (
+            len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas),
+            f"optim.betas must be two numbers in [0, 1) such as [0.9, 0.999], got {cfg.optim.betas}",
+        ),
+        (0 <= cfg.optim.momentum < 1, f"optim.momentum must be in [0, 1), got {cfg.optim.momentum}"),
+        (cfg.optim.poly_power > 0, f"optim.poly_power must be > 0, got {cfg.optim.poly_power}"),
+        (cfg.optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {cfg.optim.warmup_steps}"),
+        (
+            cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0,
+            f"optim.grad_clip must be > 0 or null (no clipping), got {cfg.optim.grad_clip}",
+        ),
         (t.key_mode in ("max", "min"), f'train.key_mode must be "max" or "min", got "{t.key_mode}"'),
         (t.amp in ("auto", "bf16", "fp16", "off"), f'train.amp must be auto|bf16|fp16|off, got "{t.amp}"'),
         (

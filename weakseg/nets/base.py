@@ -76,8 +76,12 @@ def build_network(
     try:
         net = ctor(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **kwargs)
     except TypeError as e:
-        if "unexpected keyword argument" not in str(e):
-            raise
+        if "unexpected keyword argument" not in str(e):  # a value of the wrong type, e.g. channels: abc
+            given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"
+            raise ValueError(
+                f'network "{name}" cannot be built from model.params ({given}): {e}. Check the types of '
+                f"these values (see the network's docstring, or `weakseg.nets.network_params('{name}')`)"
+            ) from e
         bad = str(e).split("'")[1] if "'" in str(e) else str(e)
         valid, _ = accepted_params(ctor, _FIXED)
         raise ValueError(
