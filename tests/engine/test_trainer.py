@@ -323,3 +323,27 @@ def test_constant_then_linear_schedule():
 
     cfg = OptimConfig(schedule="constant_linear", decay_start=0.5)
     assert [lr_factor(s, 100, cfg) for s in (0, 50, 75, 100)] == pytest.approx([1.0, 1.0, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("kind", ["text", "garbage", "truncated", "object", "plain_dict"])
+def test_corrupt_checkpoints_are_named_without_unsafe_advice(tmp_path, kind):
+    path = tmp_path / f"{kind}.pt"
+    good = tmp_path / "ok.pt"
+    torch.save({"a": torch.ones(3)}, good)
+    if kind == "text":
+        path.write_text("hello")  # torch raises a bare KeyError: 101
+    elif kind == "garbage":
+        path.write_bytes(bytes(range(256)) * 2)
+    elif kind == "truncated":
+        path.write_bytes(good.read_bytes()[:100])
+    elif kind == "object":
+        torch.save({"x": Exception("a Python object")}, path)
+    else:
+        torch.save({"a": torch.ones(3)}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    msg = str(e.value)
+    assert str(path) in msg and (
+        "corrupt or not a weakseg checkpoint" in msg or "not a weakseg checkpoint" in msg
+    )
+    assert "weights_only" not in msg and "KeyError: 101" not in msg

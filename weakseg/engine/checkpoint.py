@@ -7,7 +7,9 @@ state, schedulers, the AMP scaler, RNG states, loader positions and the best met
 
 from __future__ import annotations
 
+import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +63,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notes are noise for a file we refuse anyway
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated file, not a torch file, unsafe pickle
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path} is corrupt or not a weakseg checkpoint: {_why_unreadable(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "weakseg" or "config" not in ckpt:
         raise CheckpointError(
             f"{path} is not a weakseg checkpoint (no 'format: weakseg' entry with a config)"
@@ -72,6 +76,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} was written by a newer weakseg (format {ckpt['format_version']})")
     ckpt["path"] = str(path)
     return ckpt
+
+
+def _why_unreadable(e: Exception) -> str:
+    """What went wrong, in one line, without torch's advice to load with ``weights_only=False`` (which would
+    run arbitrary code from the file: weakseg never does)."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return (
+            "it is not a torch file of tensors and plain values (weights-only loading refuses it; weakseg never "
+            "loads checkpoints any other way). Pass a best.pt or last.pt written by weakseg"
+        )
+    if "zip archive" in text or "central directory" in text:
+        return "the file is truncated or damaged (an interrupted copy?); use another copy or the run's last.pt"
+    return f"torch could not read it ({type(e).__name__}); pass a best.pt or last.pt written by weakseg"
 
 
 def get_rng_state() -> dict:
