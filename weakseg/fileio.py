@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_csv", "atomic_write_text"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_csv",
+    "atomic_write_text",
+    "remove_stale_temp_files",
+]
 
 _UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
 os.umask(_UMASK)
@@ -37,6 +43,16 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files ``atomic_write`` leaves when a process is killed mid-write (``.NAME.XXXX.tmp``)
+    in ``folder``; call it only when nothing else writes there (a run being resumed). Returns what went."""
+    folder = Path(folder)
+    gone = [p for p in folder.glob(".*.tmp") if p.is_file()] if folder.is_dir() else []
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

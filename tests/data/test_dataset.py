@@ -166,3 +166,44 @@ def test_resize_must_match_the_data_dimensionality():
 
     with pytest.raises(ConfigError, match=r"data.resize must be 2 sizes >= 8 \(\[H, W\]\)"):
         config_from_dict({"data": {"resize": [64, 64, 64]}})
+
+
+def _one_image_dataset(tmp_path, name: str, write, **cfg):
+    root = tmp_path / "odd"
+    (root / "images").mkdir(parents=True)
+    write(root / "images" / name)
+    write_png(root / "masks" / (name.rsplit(".", 1)[0] + ".png"), np.zeros((8, 8), np.uint8))
+    return SegDataset(read_folder_records(root / "images", root / "masks"), folder_cfg(root, **cfg))
+
+
+def test_16_bit_png_under_scale_255_is_refused_with_the_value_to_set(tmp_path):
+    wide = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)  # up to 63000
+    ds = _one_image_dataset(
+        tmp_path,
+        "x_p01.png",
+        lambda p: write_png(p, wide),
+        intensity=IntensityConfig(preset="scale", scale=255.0),
+    )
+    with pytest.raises(DataError, match="holds values up to 63000 \\(uint16, 16-bit\\).*scale: 65535"):
+        ds[0]
+    ok = _one_image_dataset(
+        tmp_path / "b",
+        "x_p01.png",
+        lambda p: write_png(p, wide),
+        intensity=IntensityConfig(preset="scale", scale=65535.0),
+    )
+    assert float(ok[0][Keys.IMAGE].max()) == pytest.approx(63000 / 65535)
+
+
+def test_multi_page_and_16_bit_colour_tiffs_are_refused(tmp_path):
+    import tifffile
+
+    def multi(p):
+        frames = [Image.fromarray(np.full((8, 8), 9 * i, np.uint8)) for i in range(3)]
+        frames[0].save(p, save_all=True, append_images=frames[1:])
+
+    with pytest.raises(DataError, match="multi-page TIFF \\(3 pages\\); only the first page"):
+        _one_image_dataset(tmp_path, "m_p01.tif", multi)[0]
+    rgb16 = lambda p: tifffile.imwrite(p, np.full((8, 8, 3), 40000, np.uint16), photometric="rgb")  # noqa: E731
+    with pytest.raises(DataError, match="16-bit colour TIFF"):
+        _one_image_dataset(tmp_path / "c", "c_p01.tif", rgb16, in_channels=3)[0]

@@ -50,7 +50,30 @@ def preset_for(cfg: DataConfig, array: np.ndarray, path: str | Path, hint: str |
         if array.size
         else str(path)
     )
-    return resolve_preset(cfg, kind, where=where)
+    preset = resolve_preset(cfg, kind, where=where)
+    _check_range(preset, array, path)
+    return preset
+
+
+def _check_range(preset: Preset, array: np.ndarray, path: str | Path) -> None:
+    """Integer pixels above what the preset divides by would enter training far outside [0, 1] (e.g. a 16-bit
+    PNG under ``scale: 255`` becomes 0..257): say which value to set instead."""
+    if preset.name not in ("scale", "rgb") or not array.size or not np.issubdtype(array.dtype, np.integer):
+        return
+    top = preset.params[0] if preset.name == "scale" else 255.0
+    hi = float(array.max())
+    if hi > top:
+        bits = 8 * array.dtype.itemsize
+        fix = (
+            f"set data.intensity.scale: {2**bits - 1 if hi < 2**bits else hi:g}"
+            if preset.name == "scale"
+            else f"set data.intensity: {{preset: scale, scale: {2**bits - 1}}}"
+        )
+        raise DataError(
+            f"image {path} holds values up to {hi:g} ({array.dtype}, {bits}-bit), but data.intensity.preset "
+            f"{preset.name} divides by {top:g}, so its pixels would reach {hi / top:.3g} instead of <= 1: {fix} "
+            "(or convert the images to 8 bits)"
+        )
 
 
 def interp_mode(src: Sequence[int], dst: Sequence[int]) -> str:

@@ -75,8 +75,11 @@ def _open(path: str | Path) -> Image.Image:
     """Open and fully decode ``path``; any decoder failure becomes a DataError naming the file."""
     try:
         with Image.open(path) as img:
+            _check_tiff(img, path)
             img.load()
             return img.copy()
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"image file {path} does not exist") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, struct.error... on bad files
@@ -84,6 +87,25 @@ def _open(path: str | Path) -> Image.Image:
             f"cannot decode {path} ({type(e).__name__}: {e}); the file is truncated or not an image: "
             "re-export it or remove it"
         ) from e
+
+
+def _check_tiff(img: Image.Image, path: str | Path) -> None:
+    """What Pillow would read wrongly without a word: more than one page, or colour above 8 bits a channel."""
+    if img.format != "TIFF":
+        return
+    pages = getattr(img, "n_frames", 1)
+    if pages > 1:
+        raise DataError(
+            f"{path} is a multi-page TIFF ({pages} pages); only the first page would be read: save one file per "
+            "page (2D slices) or store the volume as NIfTI (data.source: nifti)"
+        )
+    bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None  # BitsPerSample
+    bits = tuple(bits) if isinstance(bits, (tuple, list)) else (bits,) if bits else ()
+    if len(bits) >= 3 and max(bits) > 8:
+        raise DataError(
+            f"{path} is a {max(bits)}-bit colour TIFF; Pillow reads colour at 8 bits a channel, which would cut "
+            "its values: save it as 8-bit RGB, or as one 16-bit grey file per channel"
+        )
 
 
 def read_image_file(path: str | Path) -> np.ndarray:

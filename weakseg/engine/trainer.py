@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import os
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from weakseg.engine.loggers import NullLogger, RunLogger
 from weakseg.engine.schedules import build_scheduler
 from weakseg.engine.streams import SHAPE_KEY, BatchStream, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
-from weakseg.fileio import atomic_write_text
+from weakseg.fileio import atomic_write_text, remove_stale_temp_files
 from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
 from weakseg.nets import pretrained_weights_disabled
 from weakseg.registry import suggest
@@ -184,9 +186,11 @@ class Trainer:
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
         self.dist.barrier()  # every rank has checked the run folder before rank 0 changes it
+        self._replaced: Path | None = None  # the run --overwrite replaces, kept until the new one has a checkpoint
         if ckpt is None and self.dist.is_main:  # everything above is validated: only now touch the disk
             if overwrite and self.run_dir.exists():
-                shutil.rmtree(self.run_dir)
+                self._replaced = self.run_dir.with_name(f".{self.run_dir.name}.replaced-{time.time_ns()}")
+                os.replace(self.run_dir, self._replaced)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
         if self.dist.is_main:
@@ -194,6 +198,8 @@ class Trainer:
         else:
             self.logger = NullLogger()  # rank 0 alone writes metrics, pictures and checkpoints
         if ckpt is not None:
+            if self.dist.is_main:  # a kill during a checkpoint write leaves its temp file behind
+                remove_stale_temp_files(self.run_dir)
             self._restore(ckpt)
             self.logger.truncate(self.step)
             if self.step >= t.max_steps and self.dist.is_main:
@@ -358,7 +364,20 @@ class Trainer:
         path = self.run_dir / name
         if self.dist.is_main:  # written once, by rank 0
             atomic_torch_save(self.state_dict(), path)
+            if self._replaced is not None and name == "last.pt":  # the new run can now be resumed
+                shutil.rmtree(self._replaced, ignore_errors=True)
+                self._replaced = None
         return path
+
+    def _put_back_replaced(self) -> None:
+        """The new run failed before its first checkpoint: the run that --overwrite moved aside comes back."""
+        if self._replaced is None or not self._replaced.is_dir():
+            return
+        self.logger.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        os.replace(self._replaced, self.run_dir)
+        tqdm.write(f"the new run failed before its first checkpoint: the earlier run in {self.run_dir} is restored")
+        self._replaced = None
 
     def _augment_on_device(self, batch: dict[str, dict]) -> None:
         """Batched augmentation after the loader; seeded by (run seed, step, stream) for exact resume."""
@@ -479,6 +498,10 @@ class Trainer:
                     self.save_checkpoint("last.pt")
         except NonFiniteLossError as e:
             self.logger.log({"step": self.step, "split": "error", "message": str(e)})
+            self._put_back_replaced()
+            raise
+        except BaseException:
+            self._put_back_replaced()
             raise
         finally:
             bar.close()
