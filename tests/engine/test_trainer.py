@@ -347,3 +347,49 @@ def test_corrupt_checkpoints_are_named_without_unsafe_advice(tmp_path, kind):
         "corrupt or not a weakseg checkpoint" in msg or "not a weakseg checkpoint" in msg
     )
     assert "weights_only" not in msg and "KeyError: 101" not in msg
+
+
+def _png_folder(root, n: int = 6, bad: int | None = None):
+    import numpy as np
+    from PIL import Image
+
+    for d in ("images", "masks"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((32, 32), 20 * i, np.uint8)).save(root / "images" / f"x_p{i:02d}.png")
+        Image.fromarray(np.eye(32, dtype=np.uint8)).save(root / "masks" / f"x_p{i:02d}.png")
+    if bad is not None:
+        (root / "images" / f"x_p{bad:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return root
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tiny_cfg_path, tmp_path):
+    folder = [
+        "data.source=folder",
+        "data.num_classes=2",
+        "data.class_names=[bg, fg]",
+        "data.val_fraction=0.34",
+    ]
+    good = _png_folder(tmp_path / "good")
+    run = tmp_path / "r"
+    cfg = _cfg(tiny_cfg_path, *folder, f"data.root={good}", "train.max_steps=2", "train.eval_every=2")
+    Trainer(cfg, run_dir=run).fit()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    bad = _png_folder(tmp_path / "bad", bad=2)  # a broken file in the middle: found by the loader mid-run
+    cfg_bad = _cfg(tiny_cfg_path, *folder, f"data.root={bad}", "train.max_steps=4", "train.eval_every=4")
+    with pytest.raises(Exception, match="cannot decode"):
+        Trainer(cfg_bad, run_dir=run, overwrite=True).fit()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
+    Trainer(cfg, run_dir=run, overwrite=True).fit()  # a new run that reaches its checkpoint replaces it
+    assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
+
+
+def test_resume_removes_temp_files_of_a_killed_checkpoint_write(tiny_cfg_path, tmp_path):
+    run = tmp_path / "r"
+    cfg = _cfg(tiny_cfg_path, "train.max_steps=4", "train.eval_every=2")
+    Trainer(cfg, run_dir=run).fit(until=2)
+    stale = run / ".last.pt.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    Trainer(cfg, run_dir=run, resume=True)
+    assert not stale.exists() and (run / "last.pt").is_file()
