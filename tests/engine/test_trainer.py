@@ -158,7 +158,7 @@ def test_early_stopping(tiny_cfg_path, tmp_path):
         "train.max_steps=20",
         "train.eval_every=1",
         "train.early_stop_patience=2",
-        "optim.lr=0.0",
+        "optim.lr=1e-30",  # below float32 resolution: the weights never change
         "optim.weight_decay=0.0",
     )
     result = Trainer(cfg, run_dir=tmp_path / "r").fit()
@@ -380,6 +380,9 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tiny_cfg
     with pytest.raises(Exception, match="cannot decode"):
         Trainer(cfg_bad, run_dir=run, overwrite=True).fit()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    with pytest.raises(Exception, match="cannot decode .*x_p02.png"):  # every file is checked before the start
+        Trainer(cfg_bad, run_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
     assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
     Trainer(cfg, run_dir=run, overwrite=True).fit()  # a new run that reaches its checkpoint replaces it
     assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]

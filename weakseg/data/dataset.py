@@ -26,7 +26,13 @@ from torch.utils.data import Dataset
 from weakseg.config import DataConfig
 from weakseg.data.checks import check_image, check_label
 from weakseg.data.intensity import Preset, resolve_preset, source_kind_of
-from weakseg.data.nifti import channels_first, decathlon_modality, load_decathlon_json, load_nifti
+from weakseg.data.nifti import (
+    channels_first,
+    decathlon_modality,
+    load_decathlon_json,
+    load_nifti,
+    nifti_shape,
+)
 from weakseg.data.phantoms import load_phantom_volume
 from weakseg.data.readers import read_image_file, read_mask_file
 from weakseg.data.records import DataError, Record, few
@@ -190,6 +196,26 @@ class SegDataset(Dataset):
         if Keys.LABEL in sample:
             sample[Keys.LABEL] = sample[Keys.LABEL].long()
         return sample
+
+    def validate(self, desc: str = "checking files") -> None:
+        """Check every sample before a run starts, so that a bad file anywhere fails before the run folder is
+        touched: image files are decoded with all their checks (and cached, as training would); volumes have
+        their headers read (image and label shapes agree). A progress bar shows for large sets."""
+        from tqdm import tqdm
+
+        files = [i for i, r in enumerate(self.records) if r.kind == "file"]
+        for i in tqdm(files, desc=desc, disable=len(files) < 300, leave=False, mininterval=1.0):
+            self[i]
+        if self.labeled:
+            for (kind, _), group in self._groups.items():
+                rec = self.records[group[0]]
+                if kind == "nifti" and rec.label is not None:
+                    image, label = nifti_shape(rec.image), nifti_shape(rec.label)
+                    if tuple(label[:3]) != tuple(image[:3]):
+                        raise DataError(
+                            f"label volume {rec.label} is {'x'.join(map(str, label))}, image {Path(rec.image).name} "
+                            f"is {'x'.join(map(str, image))}: label volumes must match their image's size"
+                        )
 
     def preload(self) -> SegDataset:
         """Decode (and so validate) every sample now instead of on first access."""

@@ -186,7 +186,9 @@ class Trainer:
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
         self.dist.barrier()  # every rank has checked the run folder before rank 0 changes it
-        self._replaced: Path | None = None  # the run --overwrite replaces, kept until the new one has a checkpoint
+        self._replaced: Path | None = (
+            None  # the run --overwrite replaces, kept until the new one has a checkpoint
+        )
         if ckpt is None and self.dist.is_main:  # everything above is validated: only now touch the disk
             if overwrite and self.run_dir.exists():
                 self._replaced = self.run_dir.with_name(f".{self.run_dir.name}.replaced-{time.time_ns()}")
@@ -270,8 +272,9 @@ class Trainer:
         return None
 
     def _probe_datasets(self) -> None:
-        """Decode the first and last sample of every training stream and of validation now, so that unreadable files or
-        wrong channel counts (e.g. an RGB target domain for a grey source) fail before the run folder exists."""
+        """Decode the first and last sample of every training stream and of validation now, then check every file
+        (``SegDataset.validate``), so that unreadable files, wrong sizes, label values or channel counts (e.g. an
+        RGB target domain for a grey source) fail before the run folder exists or an old run is replaced."""
         domain = {"target": "target", "val": "target" if self.cfg.target is not None else "data"}
         for name in (*self.streams, "val"):
             dataset = self.datasets.get(name)
@@ -282,6 +285,8 @@ class Trainer:
                     dataset[0],
                     dataset[len(dataset) - 1],
                 )  # e.g. the unlabeled split ends with data.unlabeled_dirs
+                if hasattr(dataset, "validate"):  # every file, not only the first and last
+                    dataset.validate(f'checking the "{name}" files')
             except (DataError, ValueError, OSError) as e:
                 section = domain.get(name, "data")
                 where = (
@@ -376,7 +381,9 @@ class Trainer:
         self.logger.close()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         os.replace(self._replaced, self.run_dir)
-        tqdm.write(f"the new run failed before its first checkpoint: the earlier run in {self.run_dir} is restored")
+        tqdm.write(
+            f"the new run failed before its first checkpoint: the earlier run in {self.run_dir} is restored"
+        )
         self._replaced = None
 
     def _augment_on_device(self, batch: dict[str, dict]) -> None:
