@@ -247,3 +247,17 @@ def test_wrong_value_types_and_bugs_give_messages_not_tracebacks(tmp_path, capsy
     assert main(["train", tiny, *run]) == 2
     err = capsys.readouterr().err
     assert "internal error, probably a bug in weakseg: ZeroDivisionError" in err
+
+
+def test_predict_writes_nothing_when_an_input_fails_halfway(trained, tmp_path, capsys):
+    data = _phantom_folder(tmp_path / "data")
+    (data / "images" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # sorted last
+    out = tmp_path / "pred" / "sub"
+    assert main(["predict", str(trained / "best.pt"), str(data / "images"), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot decode" in err and "zz_broken.png" in err
+    assert not (tmp_path / "pred").exists()  # no partial outputs, not even the folders it made
+    blocked = tmp_path / "afile"
+    blocked.write_text("x")
+    assert main(["predict", str(trained / "best.pt"), str(data / "images"), str(blocked / "out")]) == 1
+    assert f"cannot write predictions into {blocked / 'out'}" in capsys.readouterr().err

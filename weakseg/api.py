@@ -8,7 +8,11 @@ predict(result["run_dir"] + "/best.pt", "scans/", "labels_out/")
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -160,13 +164,38 @@ def predict(
             f"{len(clash)} output file(s) already exist (e.g. {clash[0]}); nothing was written. "
             "Choose another output folder or pass --overwrite"
         )
-    written = []
-    for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
-        image, meta = load_image_for_inference(src, cfg.data)
-        label = predict_volume_slices(
-            image, meta, _labels_fn(method, cfg.data.resize, dev, amp, infer_window(cfg)), cfg.data
-        )
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        write_label(dst, label.numpy(), meta, overwrite=overwrite)
-        written.append(dst)
-    return written
+    # all or nothing: labels go to a hidden staging folder beside the outputs and move into place once every
+    # input has been segmented, so an error halfway leaves no partial set of predictions behind
+    folder = output.parent if single else output
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".weakseg-predict-", dir=folder))
+    except OSError as e:
+        raise OSError(
+            f"cannot write predictions into {folder}: {e.strerror or e}; nothing was written"
+        ) from None
+    try:
+        staged = []
+        for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
+            image, meta = load_image_for_inference(src, cfg.data)
+            label = predict_volume_slices(
+                image, meta, _labels_fn(method, cfg.data.resize, dev, amp, infer_window(cfg)), cfg.data
+            )
+            tmp = stage / dst.name
+            try:
+                write_label(tmp, label.numpy(), meta, overwrite=overwrite)
+            except OSError as e:  # disk full, permissions
+                raise OSError(
+                    f"cannot write predictions into {folder}: {e.strerror or e}; nothing was written"
+                ) from None
+            staged.append((tmp, dst))
+        for tmp, dst in staged:
+            os.replace(tmp, dst)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if not any(dst.exists() for dst in targets):  # failed: remove the folders this call created
+            for p in created:
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+    return [dst for _, dst in staged]
