@@ -69,7 +69,16 @@ def test_api_segments_validates_and_saves_without_clobbering(served):
     code, out = _request(
         f"{url}/api/segment", {"index": 0, "target": 1, "clicks": [{"y": 10, "x": 12, "fg": True}]}
     )
-    assert code == 200 and out["pixels"] >= 0 and out["ms"] >= 0  # latency: benchmarks/serve_latency.py
+    assert code == 200 and out["ms"] >= 0  # latency: benchmarks/serve_latency.py
+    import base64
+    import io
+
+    from PIL import Image
+
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["mask"]))))
+    assert mask.shape == (32, 32) and set(np.unique(mask)) <= {0, 255}
+    assert mask[10, 12] == 255  # the foreground click is kept (click discs are enforced)
+    assert out["pixels"] == int((mask == 255).sum()) > 0
     assert _request(f"{url}/api/segment", {"index": 0, "clicks": [{"y": 99, "x": 0, "fg": True}]})[0] == 400
     assert _request(f"{url}/api/segment", {"index": "../x"})[0] == 400
     assert _request(f"{url}/api/segment", b"x" * (64 * 1024 + 1))[0] == 413
@@ -127,3 +136,39 @@ def test_browser_clicks_change_the_mask_and_save_loads(served):
     ds = build_datasets(cfg)["labeled"]
     assert len(ds) == 2 and ds[0]["label"].shape == (32, 32) and int(ds[0]["label"].max()) <= 4
     assert np.asarray(ds[0]["label"]).dtype.kind == "i" and saved in {Path(r.label).name for r in ds.records}
+
+
+def test_empty_body_is_400(served):
+    url, _ = served
+    code, payload = _request(f"{url}/api/segment", b"")
+    assert code == 400 and "empty body" in payload["error"]
+
+
+def test_stalled_clients_time_out_threads_are_bounded_and_drops_are_quiet(capfd):
+    import socket
+    import time
+
+    from weakseg.interactive.server import make_server
+
+    server = make_server(None, port=0, timeout=0.5, max_threads=2)  # no session: only the page is asked for
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = ("127.0.0.1", server.server_port)
+    try:
+        stalled = [socket.create_connection(address) for _ in range(2)]  # they never send a byte
+        time.sleep(0.2)
+        extra = socket.create_connection(address, timeout=2)
+        assert extra.recv(200).startswith(b"HTTP/1.1 503")  # answered at once, no third thread
+        time.sleep(1.0)  # the stalled ones timed out: their threads are free again
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/", timeout=5) as res:
+            assert res.status == 200
+        drop = socket.create_connection(address)  # a client that sends half a request and goes away
+        head = f"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1:{server.server_port}\r\n"
+        drop.sendall((head + "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{").encode())
+        drop.close()
+        time.sleep(0.8)
+        for s in [*stalled, extra]:
+            s.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capfd.readouterr().err

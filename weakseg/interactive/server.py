@@ -22,8 +22,10 @@ Server side (standard library ``http.server``, bound to 127.0.0.1 unless ``--hos
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -38,7 +40,7 @@ from weakseg.data.readers import read_folder_records
 from weakseg.fileio import atomic_write_bytes
 from weakseg.interactive.clicks import Click, enforce_clicks
 
-__all__ = ["MAX_BODY", "SegmentationSession", "make_server"]
+__all__ = ["MAX_BODY", "BoundedServer", "SegmentationSession", "make_server"]
 
 MAX_BODY = 64 * 1024  # bytes of one JSON request
 MAX_CLICKS = 200
@@ -176,13 +178,64 @@ def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Cli
     return index, target, clicks, box
 
 
+class BoundedServer(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` with at most ``max_threads`` connections served at once: one more is answered
+    503 at once and closed (stalled clients cannot pile up threads), and a client that drops its connection
+    costs no traceback on the console."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_threads: int = 16) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_threads)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 26"
+                    b'\r\nConnection: close\r\n\r\n{"error": "server busy"}\n\n'
+                )
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(
+            err, (ConnectionError, TimeoutError)
+        ):  # the client went away or stalled: nothing to report
+            return
+        print(
+            f"weakseg serve: error while answering {client_address[0]}: {type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
+
+
 def make_server(
-    session: SegmentationSession, host: str = "127.0.0.1", port: int = 8000
+    session: SegmentationSession,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    timeout: float = 10.0,
+    max_threads: int = 16,
 ) -> ThreadingHTTPServer:
+    """The HTTP server of ``session``; each connection is closed after ``timeout`` seconds without data."""
     page = (Path(__file__).with_name("page.html")).read_bytes()
     names = {host, "127.0.0.1", "localhost"}
 
     class Handler(BaseHTTPRequestHandler):
+        timeout_seconds = timeout
+
+        def setup(self) -> None:
+            self.timeout = self.timeout_seconds  # StreamRequestHandler sets the socket timeout from this
+            super().setup()
+
         def _trusted(self) -> bool:
             """Requests must name this server (no DNS rebinding); POSTs must be JSON (no cross-site forms)."""
             allowed = {f"{n}:{self.server.server_port}" for n in names}
@@ -240,7 +293,9 @@ def make_server(
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = -1
-            if length <= 0 or length > MAX_BODY:
+            if length == 0:
+                return self._json(HTTPStatus.BAD_REQUEST, {"error": "empty body: send a JSON object"})
+            if length < 0 or length > MAX_BODY:
                 return self._json(
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body must be 1..{MAX_BODY} bytes"}
                 )
@@ -266,4 +321,4 @@ def make_server(
             except Exception as e:  # noqa: BLE001 - the page must always get an answer
                 return self._json(500, {"error": f"{type(e).__name__}: {e}"})
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return BoundedServer((host, port), Handler, max_threads)
