@@ -23,6 +23,7 @@ import random
 import sys
 from pathlib import Path
 
+import torch
 from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
 
 from weakseg.config import Config, load_config
@@ -119,6 +120,7 @@ def run_one(args, task: str, network: str, method: str, seed: int) -> dict:
         "best_dice": result["best_mean_dice"],
         "best_step": result["best_step"],
         "last_dice": (result.get("last") or {}).get("mean_dice"),
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -190,7 +192,12 @@ def main() -> None:
     ap.add_argument("--hung-ndf", type=int, default=32, help="filters of Hung's discriminator (paper: 64)")
     ap.add_argument("--set", action="append", default=[], help="extra config override")
     ap.add_argument("--no-write", action="store_true", help="train/reuse only; leave the JSON and docs alone")
+    ap.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads (the recorded rows: 1; another count changes the float sums, so the numbers)",
+    )  # fmt: skip
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     rows: list[dict] = []
     for task, net, methods, seeds in _parse_plan(args.plan):
         methods = [x for m in methods for x in (best_new(rows) if m == "BEST" else [m])]
@@ -212,7 +219,7 @@ def main() -> None:
         "foreground Dice (CT: the 6 validation patients of split seed 0, slices stacked per patient; DRIVE: "
         f"images 36-40). Every run: {args.steps} steps of {args.batch_size} labeled + {args.batch_size} "
         f"unlabeled samples, evaluated every {args.eval_every}; CT slices {args.size}x{args.size}, DRIVE crops "
-        f"{args.size}. ctN = N labeled CT patients of 16 (the rest unlabeled), drive2 = 2 labeled DRIVE images. "
+        f"{args.size}, {args.threads} CPU thread(s) per process. ctN = N labeled CT patients of 16 (the rest unlabeled), drive2 = 2 labeled DRIVE images. "
         "Mean ± std over seeds (n = number of seeds; each seed draws other labeled cases).\n\n"
         "Best validation Dice (model selection on the validation patients):\n\n"
         + "\n".join(table(rows, "best_dice"))
