@@ -18,6 +18,7 @@ __all__ = [
     "REPO",
     "default_data_root",
     "fit_or_reuse",
+    "git_commit",
     "machine",
     "mean_std",
     "update_results_md",
@@ -45,11 +46,30 @@ def mean_std(values: list[float]) -> str:
     return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
 
+def git_commit() -> str:
+    """HEAD of the checkout, with ``+dirty`` when tracked files differ from it (the rows may then not
+    reproduce from that commit alone)."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def write_json(path: Path, payload: dict) -> None:
+    """Write a results JSON with when, where (machine, torch threads) and at which commit it was made."""
     from weakseg.fileio import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"written": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
+    payload = {
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+        "commit": git_commit(),
+        "torch_threads": torch.get_num_threads(),
+        **payload,
+    }
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
