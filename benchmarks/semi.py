@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import torch
-from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
+from common import REPO, default_data_root, fit_or_reuse, git_commit, mean_std, update_results_md, write_json
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
@@ -205,14 +205,12 @@ def main() -> None:
         rows += [run_one(args, task, net, m, s) for s in seeds for m in methods]
     if args.no_write:
         return
-    import subprocess
-
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     cmd = "python benchmarks/semi.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "semi.json",
-               {"command": cmd, "commit": commit, "summary": summary(rows), "rows": rows})  # fmt: skip
+    write_json(
+        REPO / "benchmarks" / "results" / "semi.json",
+        {"command": cmd, "summary": summary(rows), "rows": rows},
+    )
     body = (
         "## Semi-supervised: weak-strong consistency, CPS, copy-paste and the older methods\n\n"
         f"Command: `{cmd}` at commit `{commit[:10]}` (JSON: `benchmarks/results/semi.json`). Validation mean "
