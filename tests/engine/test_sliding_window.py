@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from weakseg.config import InferConfig
-from weakseg.engine.evaluate import predict_logits
+from weakseg.engine.evaluate import predict_logits, stitch_device
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,10 +43,14 @@ def test_sliding_window_matches_whole_volume_inference(mode, rel, agreement):
 
 
 def test_stitching_moves_to_the_cpu_above_the_bound():
+    cuda = torch.device("cuda", 0)  # a name only: nothing runs there
+    shape = (1, 1, 64, 64, 64)  # 5 classes of float32: 5 MiB of logits
+    assert stitch_device(shape, 5, cuda, bound_mb=4.9) == torch.device("cpu")
+    assert stitch_device(shape, 5, cuda, bound_mb=5.1) == cuda
     method, volume = _Local(), torch.randn(1, 1, 20, 20, 20)
     with torch.no_grad():
         out = predict_logits(method, volume, window=InferConfig(roi_size=[8, 8, 8], stitch_on_cpu_mb=0.0))
-    assert out.device.type == "cpu" and out.shape == (1, 3, 20, 20, 20)
+    assert out.shape == (1, 3, 20, 20, 20)
 
 
 def test_3d_phantoms_train_on_patches_and_predict_nifti(tiny_cfg_path, tmp_path):

@@ -22,6 +22,15 @@ __all__ = ["evaluate_dataset", "infer_window", "predict_logits"]
 
 
 @torch.no_grad()
+def stitch_device(
+    shape: tuple[int, ...], n_classes: int, device: torch.device, bound_mb: float
+) -> torch.device:
+    """Where sliding-window logits of an input ``shape`` (B,C,*S) are stitched: the CPU when they exceed
+    ``bound_mb`` MiB of float32, else the input's own ``device``."""
+    out_mb = shape[0] * n_classes * math.prod(shape[2:]) * 4 / 2**20
+    return torch.device("cpu") if out_mb > bound_mb else device
+
+
 def predict_logits(
     method, image: torch.Tensor, amp_dtype: torch.dtype | None = None, window: InferConfig | None = None
 ) -> torch.Tensor:
@@ -38,7 +47,6 @@ def predict_logits(
             return _main(method.predict(x)).float()
 
         n_classes = _main(run(torch.zeros(1, *image.shape[1:2], *roi, device=image.device))).shape[1]
-        out_mb = image.shape[0] * n_classes * math.prod(image.shape[2:]) * 4 / 2**20
         with ctx, torch.no_grad():
             return sliding_window_inference(
                 image,
@@ -49,7 +57,7 @@ def predict_logits(
                 mode=window.mode,
                 padding_mode="replicate",
                 sw_device=image.device,
-                device=torch.device("cpu") if out_mb > window.stitch_on_cpu_mb else image.device,
+                device=stitch_device(image.shape, n_classes, image.device, window.stitch_on_cpu_mb),
             ).as_subclass(torch.Tensor)
     padded, crop = pad_to_divisor(image, max(1, int(method.size_divisor)), mode="replicate")
     with ctx:
