@@ -21,18 +21,24 @@ TINY: dict[str, str] = {"cyclegan": "{ngf: 8, ndf: 8, generator: resnet_6}"}
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
 
 
-@pytest.mark.parametrize("name", METHODS.names())
-def test_method_one_train_step(name, tiny_cfg_path):
+def method_cfg(name: str, tiny_cfg_path, *more: str):
+    """The tiny config of method ``name``: labeled + unlabeled phantoms, MR phantoms as a target domain."""
     two = "target" in METHODS.get(name).streams
-    cfg = load_config(
+    return load_config(
         tiny_cfg_path,
         [
             f"method.name={name}",
             "data.labeled_fraction=0.5",
             *(TWO_DOMAINS if two else []),
             *([f"method.params={TINY[name]}"] if name in TINY else []),
+            *more,
         ],
     )
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_one_train_step(name, tiny_cfg_path):
+    cfg = method_cfg(name, tiny_cfg_path)
     method = build_method(cfg)
     datasets = datasets_for(cfg)
     div = method.size_divisor
@@ -64,3 +70,35 @@ def test_requires_grad_context_restores_flags():
     with StepContext.requires_grad(net, False):
         assert not any(p.requires_grad for p in net.parameters())
     assert net.weight.requires_grad and not net.bias.requires_grad
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_resumes_exactly(name, tiny_cfg_path, tmp_path):
+    """4 steps straight == 2 steps, a new process-like Trainer resuming, 2 more: bitwise (every method)."""
+    from weakseg.engine.trainer import Trainer
+
+    cfg = method_cfg(
+        name, tiny_cfg_path, "train.max_steps=4", "train.eval_every=2", "train.save_pictures=false"
+    )
+    Trainer(cfg, run_dir=tmp_path / "straight").fit()
+    Trainer(cfg, run_dir=tmp_path / "paused").fit(until=2)
+    Trainer(cfg, run_dir=tmp_path / "paused", resume=True).fit()
+    a, b = (torch.load(tmp_path / r / "last.pt", weights_only=True) for r in ("straight", "paused"))
+    assert a["step"] == b["step"] == 4
+    different = _differences(a["state"], b["state"])
+    assert not different, f"{name}: resumed weights differ in {different[:3]}"
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    """Keys of two nested state dicts whose tensors or values are not identical."""
+    if isinstance(a, dict):
+        return [d for k in a for d in _differences(a[k], b.get(k), f"{prefix}{k}.")] + [
+            f"{prefix}{k}" for k in b if k not in a
+        ]
+    if torch.is_tensor(a):
+        return [] if torch.is_tensor(b) and torch.equal(a, b) else [prefix.rstrip(".")]
+    if isinstance(a, (list, tuple)):
+        if not isinstance(b, (list, tuple)) or len(a) != len(b):
+            return [prefix.rstrip(".")]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{prefix}{i}.")]
+    return [] if a == b else [prefix.rstrip(".")]
