@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     return run
 
 
-def _phantom_folder(path, n=2, size=32):
+def _phantom_folder(path, n=2, size=32, first=100):
     """Write phantom slices as 16-bit-free float-safe PNGs in images/ + masks/ (CT window applied)."""
     from weakseg.data.intensity import ct_window
     from weakseg.data.phantoms import phantom_case
@@ -37,7 +37,7 @@ def _phantom_folder(path, n=2, size=32):
     (path / "images").mkdir(parents=True)
     (path / "masks").mkdir()
     for case in range(n):
-        image, label = phantom_case(100 + case, "ct", n_slices=2, size=size)
+        image, label = phantom_case(first + case, "ct", n_slices=2, size=size)
         for z in range(image.shape[0]):
             name = f"ph_p{case:02d}_z{z:03d}.png"
             Image.fromarray((ct_window(image[z], 40, 400) * 255).astype(np.uint8)).save(
