@@ -26,6 +26,13 @@ from weakseg.methods.base import StepContext
 from weakseg.methods.consistency import step_generator
 
 
+def _unconfident(image: np.ndarray, confident: np.ndarray) -> np.ndarray:
+    """The strong view, dimmed, with the pixels whose pseudo-label does not count in red."""
+    rgb = scaled_rgb(image) * 0.6
+    rgb[~confident] = [1.0, 0.1, 0.1]
+    return rgb
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default = REPO / "runs" / "bench" / "semi" / "ct2_unet_fixmatch_s0" / "best.pt"
@@ -56,7 +63,7 @@ def main() -> None:
             ("weak view", scaled_rgb(w)),
             ("strong view", scaled_rgb(s)),
             ("pseudo-label (mixed)", label_overlay(s, view.target[i].numpy())),
-            (f"confident (>= {method.threshold:g})", np.repeat(view.mask[i].float().numpy()[..., None], 3, -1)),
+            (f"red: confidence < {method.threshold:g}", _unconfident(s, view.mask[i].numpy())),
         ])  # fmt: skip
     title = f"{cfg.method.name}: unlabeled CT slices, {args.checkpoint.parent.name}"
     for path in (REPO / "docs" / "img" / "semi_views.png", args.checkpoint.parent / "views.png"):
