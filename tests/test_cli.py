@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.catalogue import record
 from weakseg.cli import main
 
 
@@ -237,6 +238,7 @@ def test_wrong_value_types_and_bugs_give_messages_not_tracebacks(tmp_path, capsy
     assert main(["train", tiny, "--set", "model.params.channels=abc", *run]) == 1
     err = capsys.readouterr().err
     assert 'network "unet" cannot be built from model.params' in err and "channels='abc'" in err
+    record("--set model.params.channels=abc", "exit 1", err.splitlines()[-1])
     assert "Traceback" not in err
 
     def broken(_args):
@@ -247,6 +249,7 @@ def test_wrong_value_types_and_bugs_give_messages_not_tracebacks(tmp_path, capsy
     assert main(["train", tiny, *run]) == 2
     err = capsys.readouterr().err
     assert "internal error, probably a bug in weakseg: ZeroDivisionError" in err
+    record("an unexpected exception inside a command (a bug)", "exit 2", " ".join(err.split()))
 
 
 def test_predict_writes_nothing_when_an_input_fails_halfway(trained, tmp_path, capsys):
@@ -260,4 +263,6 @@ def test_predict_writes_nothing_when_an_input_fails_halfway(trained, tmp_path, c
     blocked = tmp_path / "afile"
     blocked.write_text("x")
     assert main(["predict", str(trained / "best.pt"), str(data / "images"), str(blocked / "out")]) == 1
-    assert f"cannot write predictions into {blocked / 'out'}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot write predictions into {blocked / 'out'}" in err
+    record("predict into a path below a file", "exit 1", err.splitlines()[-1])

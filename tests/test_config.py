@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from tests.catalogue import bad_input
 from weakseg.cli import demo_config
 from weakseg.config import ConfigError, config_from_dict, config_to_dict, load_config
 from weakseg.registry import Registry
@@ -34,9 +37,9 @@ def test_defaults_and_roundtrip():
     ],
 )
 def test_bad_config_values_name_the_key(values, needle):
-    with pytest.raises(ConfigError) as e:
+    what = "config " + ", ".join(f"{k}: {v}" for k, v in values.items())
+    with bad_input(what, ConfigError, re.escape(needle)):
         config_from_dict(values)
-    assert needle in str(e.value)
 
 
 def test_overrides_are_type_checked(tmp_path):

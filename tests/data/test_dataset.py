@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.catalogue import bad_input
 from weakseg.config import IntensityConfig
 from weakseg.data import DataError, SegDataset, build_datasets, read_folder_records
 from weakseg.keys import Keys
@@ -184,7 +185,9 @@ def test_16_bit_png_under_scale_255_is_refused_with_the_value_to_set(tmp_path):
         lambda p: write_png(p, wide),
         intensity=IntensityConfig(preset="scale", scale=255.0),
     )
-    with pytest.raises(DataError, match="holds values up to 63000 \\(uint16, 16-bit\\).*scale: 65535"):
+    with bad_input(
+        "16-bit PNG under intensity scale 255", DataError, "up to 63000 \\(uint16, 16-bit\\).*scale: 65535"
+    ):
         ds[0]
     ok = _one_image_dataset(
         tmp_path / "b",
@@ -202,8 +205,8 @@ def test_multi_page_and_16_bit_colour_tiffs_are_refused(tmp_path):
         frames = [Image.fromarray(np.full((8, 8), 9 * i, np.uint8)) for i in range(3)]
         frames[0].save(p, save_all=True, append_images=frames[1:])
 
-    with pytest.raises(DataError, match="multi-page TIFF \\(3 pages\\); only the first page"):
+    with bad_input("multi-page TIFF", DataError, "multi-page TIFF \\(3 pages\\); only the first page"):
         _one_image_dataset(tmp_path, "m_p01.tif", multi)[0]
     rgb16 = lambda p: tifffile.imwrite(p, np.full((8, 8, 3), 40000, np.uint16), photometric="rgb")  # noqa: E731
-    with pytest.raises(DataError, match="16-bit colour TIFF"):
+    with bad_input("16-bit colour TIFF", DataError, "16-bit colour TIFF"):
         _one_image_dataset(tmp_path / "c", "c_p01.tif", rgb16, in_channels=3)[0]

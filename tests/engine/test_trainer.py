@@ -5,8 +5,10 @@ import json
 import pytest
 import torch
 
+from tests.catalogue import bad_input
 from weakseg.api import load_trained
 from weakseg.config import load_config
+from weakseg.data import DataError
 from weakseg.engine.checkpoint import CheckpointError, load_checkpoint
 from weakseg.engine.trainer import NonFiniteWeightsError, Trainer
 from weakseg.methods import NonFiniteLossError
@@ -99,7 +101,8 @@ def test_huge_finite_loss_never_saves_nan_weights(tiny_cfg_path, tmp_path):
     good = (run / "last.pt").read_bytes()
     with torch.no_grad():  # what a step with lr 1e10 did to the weights, while its loss was finite
         next(trainer.method.parameters()).fill_(float("inf"))
-    with pytest.raises(NonFiniteWeightsError, match="weights became non-finite at step 2.*last.pt is kept"):
+    what = "weights that turned NaN under a finite loss"
+    with bad_input(what, NonFiniteWeightsError, "non-finite at step 2.*last.pt is kept"):
         trainer.save_checkpoint("last.pt")
     assert (run / "last.pt").read_bytes() == good
     fresh = tmp_path / "lr"
@@ -115,7 +118,11 @@ def test_huge_finite_loss_never_saves_nan_weights(tiny_cfg_path, tmp_path):
     key = next(k for k, v in ckpt["state"].items() if v.is_floating_point())
     ckpt["state"][key] = torch.full_like(ckpt["state"][key], float("nan"))
     torch.save(ckpt, tmp_path / "nan.pt")
-    with pytest.raises(CheckpointError, match="holds non-finite weights .* " + key.replace(".", "\\.")):
+    with bad_input(
+        "a checkpoint with NaN weights",
+        CheckpointError,
+        "holds non-finite weights .* " + key.replace(".", "\\."),
+    ):
         load_trained(tmp_path / "nan.pt")
 
 
@@ -124,9 +131,11 @@ def test_resume_advice_does_not_go_in_a_circle(tiny_cfg_path, tmp_path):
     cfg = _cfg(tiny_cfg_path, "train.max_steps=2", "train.eval_every=2")
     run.mkdir()
     (run / "config.json").write_text("{}")  # killed after the start, before the first checkpoint
-    with pytest.raises(CheckpointError, match="before its first checkpoint.*--overwrite \\(safe"):
+    what = "--resume a run killed before its first checkpoint"
+    with bad_input(what, CheckpointError, "before its first checkpoint.*--overwrite \\(safe"):
         Trainer(cfg, run_dir=run, resume=True)
-    with pytest.raises(FileExistsError, match="before its first checkpoint.*--overwrite starts it over"):
+    what = "re-running a run killed before its first checkpoint"
+    with bad_input(what, FileExistsError, "before its first checkpoint.*--overwrite starts it over"):
         Trainer(cfg, run_dir=run)
     Trainer(cfg, run_dir=run, overwrite=True).fit()
     done = Trainer(cfg, run_dir=run, resume=True)
@@ -347,7 +356,9 @@ def test_corrupt_checkpoints_are_named_without_unsafe_advice(tmp_path, kind):
         torch.save({"x": Exception("a Python object")}, path)
     else:
         torch.save({"a": torch.ones(3)}, path)
-    with pytest.raises(CheckpointError) as e:
+    with bad_input(
+        f"checkpoint file: {kind.replace('_', ' ')}", CheckpointError, "not a weakseg checkpoint"
+    ) as e:
         load_checkpoint(path)
     msg = str(e.value)
     assert str(path) in msg and (
@@ -387,9 +398,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tiny_cfg
     with pytest.raises(Exception, match="cannot decode"):
         Trainer(cfg_bad, run_dir=run, overwrite=True).fit()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
-    with pytest.raises(
-        Exception, match="cannot decode .*x_p02.png"
-    ):  # every file is checked before the start
+    with bad_input("a broken image in the middle of the data", DataError, "cannot decode .*x_p02.png"):
         Trainer(cfg_bad, run_dir=tmp_path / "new")
     assert not (tmp_path / "new").exists()
     assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.catalogue import bad_input
 from weakseg.config import load_config
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
@@ -233,14 +234,16 @@ def test_same_seed_same_numbers(tiny_cfg_path, tmp_path, name):
     ],
 )
 def test_bad_params_are_clear(tiny_cfg_path, name, params, match):
-    with pytest.raises(ValueError, match=match):
+    with bad_input(f"method {name}, method.params: {params}", ValueError, match):
         build_method(_cfg(tiny_cfg_path, name, f"method.params={params}"))
 
 
 @pytest.mark.parametrize("name", NEW)
 def test_no_unlabeled_pool_fails_before_training(tiny_cfg_path, tmp_path, name):
     cfg = _cfg(tiny_cfg_path, name, "data.labeled_fraction=1.0")
-    with pytest.raises(ValueError, match='needs a non-empty "unlabeled" split'):
+    with bad_input(
+        f"method {name} without unlabeled images", ValueError, 'needs a non-empty "unlabeled" split'
+    ):
         Trainer(cfg, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

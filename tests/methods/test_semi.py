@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.catalogue import bad_input
 from weakseg.config import load_config
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
@@ -190,7 +191,7 @@ def test_bad_semi_data_fails_before_training(tiny_cfg_path, tmp_path, problem):
         "rgb_unlabeled": 'the "unlabeled" split: image .*rgb/images/x_p1[01].png is colour \\(RGB\\) with 3 channel',
     }[problem]
     run = tmp_path / "run"
-    with pytest.raises(ValueError, match=expected):
+    with bad_input(f"semi-supervised data: {problem.replace('_', ' ')}", ValueError, expected):
         Trainer(_folder_cfg(tiny_cfg_path, labeled, *more), run_dir=run)
     assert not run.exists()
 
@@ -207,5 +208,5 @@ def test_bad_semi_data_fails_before_training(tiny_cfg_path, tmp_path, problem):
     ],
 )
 def test_bad_params_are_clear(tiny_cfg_path, method_name, params, match):
-    with pytest.raises(ValueError, match=match):
+    with bad_input(f"method {method_name}, method.params: {params}", ValueError, match):
         build_method(_cfg(tiny_cfg_path, method_name, f"method.params={params}"))
