@@ -86,6 +86,46 @@ TRANSFORMS: dict[str, TransformSpec] = {
         doc="RGB hue shift, fraction of the colour circle",
         backends=("torch", "albumentations"),  # MONAI has no colour transforms
     ),
+    # ---- appearance randomisation (weakseg/augment/appearance.py; image only, output kept in the input range)
+    "gin": TransformSpec(
+        "intensity",
+        {"alpha": [0.0, 1.0], "layers": 4, "channels": 4},
+        ("alpha",),
+        ("layers", "channels"),
+        doc="random shallow conv network per sample (GIN), blended with the input by alpha",
+        backends=("torch",),
+    ),
+    "intensity_curve": TransformSpec(
+        "intensity",
+        {"knots": 6, "monotone_p": 0.5},
+        doc="random piecewise-linear intensity curve; monotone (up or down) with probability monotone_p",
+        backends=("torch",),
+    ),
+    "bias_field": TransformSpec(
+        "intensity",
+        {"strength": [0.0, 0.3], "grid": 4},
+        ("strength",),
+        ("grid",),
+        doc="smooth multiplicative field exp(f), f of std `strength` on a grid^d coarse grid",
+        backends=("torch",),
+    ),
+    # ---- synthesis (weakseg/augment/synthseg.py): the image is redrawn from the label map (labeled stream)
+    "label_to_image": TransformSpec(
+        "synthesis",
+        {
+            "mean": [0.0, 1.0],
+            "std": [0.0, 0.08],
+            "blur": [0.0, 1.0],
+            "bias": [0.0, 0.3],
+            "resolution": [1.0, 2.5],
+            "noise": [0.0, 0.04],
+            "gamma": [0.7, 1.5],
+            "num_classes": None,
+        },  # fmt: skip
+        ("mean", "std", "blur", "bias", "resolution", "noise", "gamma"),
+        doc="SynthSeg: per-label Gaussian intensities, blur, bias field, resolution change, noise, gamma",
+        backends=("torch",),
+    ),
     # ---- geometric (image + labels, one draw)
     "rotate": TransformSpec(
         "geometric",
@@ -193,6 +233,20 @@ def normalize_transform(
             raise ValueError(f"{where} ({name}): {key} must be > 0, got {out[key]!r}")
     if name == "smooth" and (not isinstance(out["kernel"], int) or out["kernel"] % 2 == 0):
         raise ValueError(f"{where} (smooth): kernel must be an odd integer, got {out['kernel']!r}")
+    for key, low in {"layers": 1, "channels": 1, "knots": 2, "grid": 2}.items():
+        if name in ("gin", "intensity_curve", "bias_field") and key in out:
+            if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < low:
+                raise ValueError(f"{where} ({name}): {key} must be an integer >= {low}, got {out[key]!r}")
+    if name == "intensity_curve" and not (_is_number(out["monotone_p"]) and 0 <= out["monotone_p"] <= 1):
+        raise ValueError(
+            f"{where} (intensity_curve): monotone_p must be in [0, 1], got {out['monotone_p']!r}"
+        )
+    if name == "label_to_image" and out["num_classes"] is not None:
+        n = out["num_classes"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise ValueError(
+                f"{where} (label_to_image): num_classes must be an integer >= 2 or null, got {n!r}"
+            )
     if name == "elastic_grid" and (not isinstance(out["grid"], int) or out["grid"] < 2):
         raise ValueError(f"{where} (elastic_grid): grid must be an integer >= 2, got {out['grid']!r}")
     if spatial_dims is not None:

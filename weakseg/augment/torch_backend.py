@@ -15,7 +15,8 @@ warps image (bilinear), labels (nearest) and weight maps (bilinear) with that sa
   axes and directions): 2D (H, W), 3D (H, W, D); axis 1 is left-right (its flips swap ``swap_labels``).
   Samples with only flips/crops (or nothing) are indexed exactly; the others go through ``grid_sample``
   (zeros padding, align_corners=False). A batch with no geometric change returns the input tensors as is.
-- Intensity transforms run after the warp, in their listed order, on the image only.
+- Intensity transforms run after the warp, in their listed order, on the image only; ``label_to_image``
+  (SynthSeg) replaces the image by one drawn from the warped label, in its place in that order.
 - ``p`` is per sample. flip: all listed axes mirror together. crop: the output size is always ``size``;
   the window is random where it fires and centred elsewhere.
 """
@@ -28,10 +29,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from weakseg.augment import grids
+from weakseg.augment import appearance, grids
 from weakseg.augment import torch_intensity as intensity
 from weakseg.augment.labels import check_swap_pairs, swap_label_pairs
 from weakseg.augment.spec import TRANSFORMS, normalize_transform
+from weakseg.augment.synthseg import labels_to_image
 from weakseg.keys import Keys
 
 __all__ = ["BatchAugment"]
@@ -39,6 +41,9 @@ __all__ = ["BatchAugment"]
 _LATTICE = ("flip", "crop")  # geometric transforms that move pixels onto pixels exactly
 _ONE_PARAM = {"brightness": "shift", "contrast": "factor", "gamma": "gamma", "saturation": "factor",
               "hue": "shift", "gaussian_blur": "sigma", "gaussian_noise": "std"}  # fmt: skip
+# appearance randomisation (weakseg/augment/appearance.py) and label-to-image synthesis: the range drawn per
+# sample in the plan (None: only the per-sample seed)
+_APPEARANCE = {"gin": "alpha", "intensity_curve": None, "bias_field": "strength", "label_to_image": None}
 _ONE_PARAM_FN = {"brightness": intensity.brightness, "contrast": intensity.contrast, "gamma": intensity.gamma,
                  "saturation": intensity.saturation, "hue": intensity.hue, "gaussian_blur": intensity.blur}  # fmt: skip
 
@@ -54,6 +59,7 @@ class _Plan:
     coarse: list[torch.Tensor] = field(default_factory=list)  # elastic_grid displacements (B, d, g..) px
     dense: list[tuple[torch.Tensor, torch.Tensor, float, float]] = field(default_factory=list)
     intensity: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    params: dict[str, dict] = field(default_factory=dict)  # the entries of the appearance transforms
 
 
 def _uniform(g: torch.Generator, bounds: Sequence[float], *shape: int) -> torch.Tensor:
@@ -142,6 +148,11 @@ class BatchAugment:
                 value = _uniform(g, t[_ONE_PARAM[name]], b)
                 seeds = _seeds(g, b) if name == "gaussian_noise" else torch.zeros(b, dtype=torch.int64)
                 plan.intensity.append((name, fire, value, seeds))
+            elif name in _APPEARANCE:  # one CPU generator per sample draws its network / curve / field
+                key = _APPEARANCE[name]
+                value = _uniform(g, t[key], b) if key else torch.zeros(b, dtype=torch.float64)
+                plan.intensity.append((name, fire, value, _seeds(g, b)))
+                plan.params[name] = t
             else:  # a transform added to spec.TRANSFORMS without an implementation here
                 raise NotImplementedError(f'transform "{name}" has no torch implementation yet')
             if m is not None:
@@ -167,7 +178,10 @@ class BatchAugment:
                 if weight is not None:
                     out[Keys.WEIGHT] = weight.to(batch[Keys.WEIGHT].dtype)
             for name, fire, value, seeds in plan.intensity:
-                img = self._intensity(img, name, fire, value, seeds)
+                if name == "label_to_image":
+                    img = self._synthesise(img, out.get(Keys.LABEL), fire, seeds, plan.params[name])
+                else:
+                    img = self._intensity(img, name, fire, value, seeds, plan.params.get(name))
         out[Keys.IMAGE] = img.to(image.dtype) if (moved or plan.intensity) else image
         return out
 
@@ -260,12 +274,37 @@ class BatchAugment:
             return label
         return swap_label_pairs(label, self.swap_labels, flipped.to(label.device).view(-1, *[1] * self.dims))
 
-    def _intensity(self, img, name, fire, value, seeds) -> torch.Tensor:
+    def _synthesise(self, img, label, fire, seeds, t: dict) -> torch.Tensor:
+        """``label_to_image``: the fired samples' images are redrawn from their (already warped) labels."""
+        if label is None:
+            raise ValueError(
+                "augment.transforms: label_to_image draws images from label maps, but this stream has no labels "
+                "(keep it to augment.streams: [labeled])"
+            )
+        idx = fire.nonzero()[:, 0]
+        if not len(idx):
+            return img
+        keys = ("mean", "std", "blur", "bias", "resolution", "noise", "gamma")
+        g = torch.Generator().manual_seed(int(seeds[idx[0]]))
+        dev_idx = idx.to(img.device)
+        synth = labels_to_image(label[dev_idx], g, t["num_classes"], img.shape[1], **{k: t[k] for k in keys})
+        return img.index_copy(0, dev_idx, synth.to(img.dtype))
+
+    def _intensity(self, img, name, fire, value, seeds, t: dict | None = None) -> torch.Tensor:
         idx = fire.nonzero()[:, 0]
         if not len(idx):
             return img
         dev_idx = idx.to(img.device)
         x, v = img[dev_idx], value[idx].float().to(img.device)
+        if name == "gin":
+            return img.index_copy(
+                0, dev_idx, appearance.gin(x, seeds[idx].tolist(), v, t["layers"], t["channels"])
+            )
+        if name == "intensity_curve":
+            y = appearance.intensity_curve(x, seeds[idx].tolist(), t["knots"], t["monotone_p"])
+            return img.index_copy(0, dev_idx, y)
+        if name == "bias_field":
+            return img.index_copy(0, dev_idx, appearance.bias_field(x, seeds[idx].tolist(), v, t["grid"]))
         if name == "smooth":
             y = intensity.median(x, int(value[0]))
         elif name == "gaussian_noise":
