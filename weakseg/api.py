@@ -55,6 +55,41 @@ def load_trained(
     return cfg, method.to(dev).eval(), dev
 
 
+def frozen_initial(initial: str | dict, cfg: Config, owner: str) -> Method:
+    """A trained method that another method runs frozen (``method.params.initial`` of ``refine``,
+    ``self_train``). A checkpoint path is loaded, and ``cfg`` then records that method's config in its place,
+    so the new run's checkpoints hold both and rebuild without the file; a config dict (that record) builds
+    the method, whose weights then come from the new run's checkpoint."""
+    if isinstance(initial, dict):
+        init_cfg = config_from_dict(initial, "method.params.initial")
+        with pretrained_weights_disabled():
+            method = build_method(init_cfg)
+    else:
+        if not Path(initial).is_file():
+            raise FileNotFoundError(
+                f'method "{owner}": method.params.initial {initial} does not exist (a weakseg checkpoint of a '
+                "trained segmentation method)"
+            )
+        ckpt = load_checkpoint(initial)
+        init_cfg = config_from_checkpoint(ckpt)
+        with pretrained_weights_disabled():
+            method = build_method(init_cfg)
+        load_method_state(method, ckpt["state"], str(initial))
+        from weakseg.config import config_to_dict
+
+        cfg.method.params = {**cfg.method.params, "initial": config_to_dict(init_cfg)}
+    if not method.predicts:
+        raise ValueError(f'method "{owner}": method.params.initial must be a segmentation checkpoint')
+    if init_cfg.data.num_classes != cfg.data.num_classes or init_cfg.data.in_channels != cfg.data.in_channels:
+        raise ValueError(
+            f'method "{owner}": the initial network has {init_cfg.data.num_classes} classes and '
+            f"{init_cfg.data.in_channels} channel(s), the data {cfg.data.num_classes} and {cfg.data.in_channels}"
+        )
+    for p in method.parameters():
+        p.requires_grad_(False)
+    return method
+
+
 def evaluate(
     checkpoint: str | Path,
     data: str | Path | None = None,

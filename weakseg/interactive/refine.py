@@ -20,15 +20,13 @@ clicks-vs-Dice curve of ``benchmarks/interactive.py``.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 from scipy import ndimage
 from torch import Tensor
 from torch.optim import Optimizer
 
+from weakseg.api import frozen_initial
 from weakseg.config import Config
 from weakseg.engine.distributed import unwrap
 from weakseg.interactive.clicks import Click, next_click
@@ -111,49 +109,7 @@ class Refine(Method):
         self.seed = cfg.train.seed
         self.net = build_network(cfg.model.network, 2, cfg.data.in_channels + 3, 2, **cfg.model.params)
         self.loss = build_loss(cfg.loss, 2)
-        self.initial = self._load_initial(initial, cfg) if initial else None
-
-    @staticmethod
-    def _load_initial(initial: str | dict[str, Any], cfg: Config) -> Method:
-        """The frozen first network. A checkpoint path is loaded, and the run's config then records that
-        network's config in its place, so this method's checkpoints hold both networks and rebuild without the
-        file; a config dict (that record) builds the network, whose weights then come from the checkpoint."""
-        from weakseg.api import config_from_checkpoint
-        from weakseg.config import config_from_dict, config_to_dict
-        from weakseg.engine.checkpoint import load_checkpoint
-        from weakseg.engine.trainer import load_method_state
-        from weakseg.methods import build_method
-        from weakseg.nets import pretrained_weights_disabled
-
-        if isinstance(initial, dict):
-            init_cfg = config_from_dict(initial, "method.params.initial")
-            with pretrained_weights_disabled():
-                method = build_method(init_cfg)
-        else:
-            if not Path(initial).is_file():
-                raise FileNotFoundError(
-                    f'method "refine": method.params.initial {initial} does not exist (a weakseg checkpoint of the '
-                    "first segmentation network)"
-                )
-            ckpt = load_checkpoint(initial)
-            init_cfg = config_from_checkpoint(ckpt)
-            with pretrained_weights_disabled():
-                method = build_method(init_cfg)
-            load_method_state(method, ckpt["state"], str(initial))
-            cfg.method.params = {**cfg.method.params, "initial": config_to_dict(init_cfg)}
-        if not method.predicts:
-            raise ValueError('method "refine": method.params.initial must be a segmentation checkpoint')
-        if (
-            init_cfg.data.num_classes != cfg.data.num_classes
-            or init_cfg.data.in_channels != cfg.data.in_channels
-        ):
-            raise ValueError(
-                f'method "refine": the initial network has {init_cfg.data.num_classes} classes and '
-                f"{init_cfg.data.in_channels} channel(s), the data {cfg.data.num_classes} and {cfg.data.in_channels}"
-            )
-        for p in method.parameters():
-            p.requires_grad_(False)
-        return method
+        self.initial = frozen_initial(initial, cfg, "refine") if initial else None
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

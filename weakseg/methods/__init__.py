@@ -11,6 +11,7 @@ __all__ = ["METHODS", "Method", "NonFiniteLossError", "StepContext", "build_meth
 METHODS: Registry[Method] = Registry("method")
 METHODS.register_lazy("supervised", "weakseg.methods.supervised:Supervised")
 METHODS.register_lazy("cyclegan", "adapt.cyclegan:CycleGAN")
+METHODS.register_lazy("self_train", "adapt.selftrain:SelfTrain")
 METHODS.register_lazy("mean_teacher", "weakseg.methods.semi:MeanTeacher")
 METHODS.register_lazy("dan", "weakseg.methods.semi:DAN")
 METHODS.register_lazy("hung", "weakseg.methods.semi:Hung")
