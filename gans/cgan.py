@@ -10,6 +10,10 @@ the real image. Conditions (``condition``):
   repaint the erased structures; at generation an *edited* label map is painted into a real image's context
   (``generate(label, image, old_label)`` erases the union of the old and the new structures).
 
+Data-efficient training (few real images): ``diffaugment: [translation, cutout, color]`` makes D judge
+DiffAugment-ed pairs (``weakseg.nets.diffaug``; the same draws for the real and the fake batch of a step), and
+``ema_decay: 0.999`` keeps an EMA copy of G that ``generate`` samples with.
+
 Images go through G in [-1, 1] (``image_range`` maps the data range there and back); 1-channel (CT/MR) and
 3-channel (fundus) images alike. ``method.predicts`` is False (no segmenter): the trainer does not evaluate,
 it saves ``synthesis_step<N>.png`` (label -> synthetic -> real) at every ``train.eval_every``. Optimizers
@@ -19,6 +23,7 @@ it saves ``synthesis_step<N>.png`` (label -> synthetic -> real) at every ``train
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,11 +47,28 @@ from weakseg.methods.gan_steps import (
     to_gan_range,
 )
 from weakseg.methods.params import Params
+from weakseg.methods.semi import ema_update
 from weakseg.nets import build_discriminator, build_network
+from weakseg.nets.diffaug import DiffAugmented, check_policy
 
-__all__ = ["CGAN", "CONDITIONS", "check_label_values", "one_hot"]
+__all__ = ["CGAN", "CONDITIONS", "check_label_values", "frozen_copy", "one_hot", "reseed_judges"]
 
 CONDITIONS = ("label", "label_and_context")
+
+
+def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` without gradients (the EMA generator)."""
+    twin = copy.deepcopy(unwrap(net))
+    for q in twin.parameters():
+        q.requires_grad_(False)
+    return twin
+
+
+def reseed_judges(*discs: torch.nn.Module, step: int = 0) -> None:
+    """Reseed the DiffAugment draws of these discriminators for ``step`` (no-op for plain ones)."""
+    for d in discs:
+        if isinstance(unwrap(d), DiffAugmented):
+            unwrap(d).reseed(step)
 
 
 def one_hot(label: Tensor, num_classes: int) -> Tensor:
@@ -85,6 +107,8 @@ class CGAN(Method):
         beta1: float = 0.5,
         erase_dilation: int = 5,
         image_range: Sequence[float] = (0.0, 1.0),
+        diffaugment: Sequence[str] = (),
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         p = Params(self.method_name)
@@ -105,6 +129,14 @@ class CGAN(Method):
             "unet_generator", 2, g_in, self.channels, num_downs=num_downs, ngf=ngf, dropout=dropout
         )
         self.d = build_discriminator("patchgan", g_in + self.channels, ndf=ndf, n_layers=n_layers_d)
+        policy = check_policy(diffaugment, f'method "{self.method_name}": method.params.diffaugment')
+        if (
+            policy
+        ):  # data-efficient training: D judges DiffAugment-ed pairs (colour on the image channels only)
+            self.d = DiffAugmented(self.d, policy, color=(g_in, g_in + self.channels), seed=cfg.train.seed)
+        # an EMA copy of G samples (ema_decay > 0), as in data-efficient GANs; G itself keeps training
+        self.ema_decay = p.number("ema_decay", ema_decay, 0.0, 0.9999)
+        self.g_ema = frozen_copy(self.g) if self.ema_decay else None
         self.gan_loss = GANLoss(self.gan_mode)
         self.pool = ImagePool(0)  # pix2pix: no image pool
 
@@ -146,7 +178,7 @@ class CGAN(Method):
                 f"2**num_downs), got shape {tuple(label.shape)}"
             )
         erase = None if old_label is None else (label > 0) | (old_label > 0)
-        fake = self.g(self.condition(label, image, erase))
+        fake = (self.g_ema if self.g_ema is not None else self.g)(self.condition(label, image, erase))
         return from_gan_range(fake.float(), self.lo, self.hi).clamp(self.lo, self.hi)
 
     # ------------------------------------------------------------------ the contract
@@ -169,9 +201,13 @@ class CGAN(Method):
             l1 = self.lambda_l1 * F.l1_loss(fake.float(), real)
             return GeneratorOutput(adv + l1, {"adv": adv, "l1": l1}, {"D": pair})
 
-        return gan_update(
+        reseed_judges(self.d, step=ctx.step)
+        logs = gan_update(
             ctx, self.judges, {"D": torch.cat([cond, real], 1)}, generator_loss, self.gan_loss, g_opt, d_opt
         )
+        if self.g_ema is not None:
+            ema_update(self.g_ema, self.g, ctx.step, self.ema_decay)
+        return logs
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         self.check_size(batch["labeled"][Keys.LABEL])

@@ -28,12 +28,13 @@ smooth organs and thin vessel segments. Adam(``label_lr``, (0.5, 0.999)).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Adam, Optimizer
 
-from gans.cgan import CGAN, one_hot
+from gans.cgan import CGAN, frozen_copy, one_hot, reseed_judges
 from weakseg.config import Config
 from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
@@ -41,8 +42,9 @@ from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
 from weakseg.methods.params import Params
-from weakseg.methods.semi import rank_slice
+from weakseg.methods.semi import ema_update, rank_slice
 from weakseg.nets import build_discriminator
+from weakseg.nets.diffaug import DiffAugmented, check_policy
 from weakseg.nets.gan import spectral_normalize
 from weakseg.nets.init import init_weights
 
@@ -114,6 +116,8 @@ class DualGAN(CGAN):
         label_smooth: float = 1.0,
         label_epsilon: float = 0.0,
         tau: float = 1.0,
+        label_diffaugment: Sequence[str] = (),
+        label_ema_decay: float = 0.0,
         **cgan_params,
     ) -> None:
         super().__init__(cfg, **cgan_params)
@@ -158,6 +162,12 @@ class DualGAN(CGAN):
                 p.fail("label_size", f">= {self.label_d.min_size} with label_critic: patch", self.label_size)
         if p.flag("label_spectral_norm", label_spectral_norm):
             spectral_normalize(self.label_d)
+        where = f'method "{self.method_name}": method.params.label_diffaugment'
+        policy = check_policy(label_diffaugment, where, ("translation", "cutout"))  # no colour on label maps
+        if policy:
+            self.label_d = DiffAugmented(self.label_d, policy, seed=cfg.train.seed + 1)
+        self.label_ema_decay = p.number("label_ema_decay", label_ema_decay, 0.0, 0.9999)
+        self.label_g_ema = frozen_copy(self.label_g) if self.label_ema_decay else None
         self.label_loss = GANLoss(mode)
         self.label_pool = ImagePool(0)
         self.noise_seed = cfg.train.seed
@@ -219,6 +229,7 @@ class DualGAN(CGAN):
             adv = adversarial_loss(self.label_d, fake, self.label_loss)
             return GeneratorOutput(adv, {"label_adv": adv}, {"label": fake})
 
+        reseed_judges(self.label_d, step=step)
         label_logs = gan_update(
             ctx,
             self.label_judges,
@@ -231,6 +242,8 @@ class DualGAN(CGAN):
         logs.update(
             {k if k.startswith(("label", "D_label")) else f"label_{k}": v for k, v in label_logs.items()}
         )
+        if self.label_g_ema is not None:
+            ema_update(self.label_g_ema, self.label_g, step, self.label_ema_decay)
         return logs
 
     @torch.no_grad()
@@ -241,7 +254,8 @@ class DualGAN(CGAN):
         device = next(self.label_g.parameters()).device
         blocks = math.ceil(n / SAMPLE_BLOCK)
         z = unwrap(self.label_g).noise(blocks * SAMPLE_BLOCK, generator).to(device)
-        return torch.cat([self.label_g(zb).argmax(1) for zb in z.split(SAMPLE_BLOCK)])[:n]
+        g = self.label_g_ema if self.label_g_ema is not None else self.label_g
+        return torch.cat([g(zb).argmax(1) for zb in z.split(SAMPLE_BLOCK)])[:n]
 
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, object]]]:
         """The cGAN rows, then sampled label maps -> synthetic images (the full noise -> label -> image chain)."""

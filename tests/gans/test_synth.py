@@ -48,6 +48,11 @@ class RecordingContext(StepContext):
         ("dual_gan", DUAL),
         ("dual_gan", f"{DUAL}, label_critic: image, label_noise_size: 8, label_smooth: 0"),
         ("dual_gan", f"{DUAL}, label_gan_mode: lsgan, label_spectral_norm: false, label_d_layers: 2"),
+        ("cgan", f"{SMALL}, diffaugment: [translation, cutout, color], ema_decay: 0.99"),
+        (
+            "dual_gan",
+            f"{DUAL}, label_diffaugment: [translation, cutout], label_ema_decay: 0.99, diffaugment: [color]",
+        ),
     ],
 )
 def test_one_step_finite_and_discriminators_frozen(tiny_cfg_path, method_name, params):
