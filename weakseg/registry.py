@@ -28,13 +28,28 @@ def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 
 def accepted_params(func: Callable, exclude: tuple[str, ...] = ()) -> tuple[list[str], bool]:
-    """(names of the keyword parameters ``func`` takes minus ``exclude``, whether it also takes ``**kwargs``)."""
+    """(names of the keyword parameters ``func`` takes minus ``exclude``, whether it also takes ``**kwargs``).
+
+    A class whose ``__init__`` takes ``**kwargs`` is taken to pass them on to its base class: the bases'
+    parameters are added, up the MRO, until a base that takes no ``**kwargs`` or one that declares what they
+    stand for in a class attribute ``accepts`` (e.g. the fine-tuning keys of every segmentation method)."""
     params, var_kw = [], False
     for p in inspect.signature(func).parameters.values():
         if p.kind is p.VAR_KEYWORD:
             var_kw = True
         elif p.kind is not p.VAR_POSITIONAL and p.name not in ("self", *exclude):
             params.append(p.name)
+    if var_kw and inspect.isclass(func):
+        for base in func.__mro__:
+            if "accepts" in vars(base):  # the keys a class's **kwargs stand for, declared by the class
+                params += [m for m in base.accepts if m not in params]
+                return params, False
+            if base is func or base is object or "__init__" not in vars(base):
+                continue
+            more, var_kw = accepted_params(base.__init__, exclude)
+            params += [m for m in more if m not in params]
+            if not var_kw:
+                break
     return params, var_kw
 
 

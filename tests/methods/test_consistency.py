@@ -214,30 +214,6 @@ def test_same_seed_same_numbers(tiny_cfg_path, tmp_path, name):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize(
-    ("name", "params", "match"),
-    [
-        ("fixmatch", "{threshold: 1.0}", "threshold must be a confidence in \\(0, 1\\)"),
-        ("unimatch", "{threshold: 0}", "threshold must be a confidence in \\(0, 1\\)"),
-        ("fixmatch", "{threshold: 1.5}", "threshold must be a confidence"),
-        ("fixmatch", "{cutmix_p: 2}", "cutmix_p must be in \\[0, 1\\]"),
-        (
-            "fixmatch",
-            "{strong: [{name: rotate, degrees: [-5, 5]}]}",
-            'strong\\[0\\] is "rotate", a geometric',
-        ),
-        ("fixmatch", "{strong: [{name: gama}]}", "gama"),
-        ("unimatch", "{fp_dropout: 1.0}", "fp_dropout must be a number in \\[0, 0.99\\]"),
-        ("cps", "{predict_with: c}", "predict_with must be a \\| b"),
-        ("bcp", "{box_fraction: 1.2}", "box_fraction must be a fraction in \\(0, 1\\)"),
-        ("bcp", "{alpah: 0.5}", "alpha"),
-    ],
-)
-def test_bad_params_are_clear(tiny_cfg_path, name, params, match):
-    with bad_input(f"method {name}, method.params: {params}", ValueError, match):
-        build_method(_cfg(tiny_cfg_path, name, f"method.params={params}"))
-
-
 @pytest.mark.parametrize("name", NEW)
 def test_no_unlabeled_pool_fails_before_training(tiny_cfg_path, tmp_path, name):
     cfg = _cfg(tiny_cfg_path, name, "data.labeled_fraction=1.0")

@@ -205,6 +205,22 @@ def test_bad_semi_data_fails_before_training(tiny_cfg_path, tmp_path, problem):
         ("dan", "{adv_start: -3}", "adv_start must be an integer >= 0"),
         ("dan", "{d_betas: [0.9]}", "d_betas must be two numbers"),
         ("hung", "{lamda_semi: 1}", "lambda_semi"),
+        # the consistency and copy-paste methods
+        ("fixmatch", "{threshold: 1.0}", "threshold must be a confidence in \\(0, 1\\)"),
+        ("unimatch", "{threshold: 0}", "threshold must be a confidence in \\(0, 1\\)"),
+        ("fixmatch", "{threshold: 1.5}", "threshold must be a confidence"),
+        ("fixmatch", "{cutmix_p: 2}", "cutmix_p must be in \\[0, 1\\]"),
+        (
+            "fixmatch",
+            "{strong: [{name: rotate, degrees: [-5, 5]}]}",
+            'strong\\[0\\] is "rotate", a geometric',
+        ),
+        ("fixmatch", "{strong: [{name: gama}]}", "gama"),
+        ("unimatch", "{fp_dropout: 1.0}", "fp_dropout must be a number in \\[0, 0.99\\]"),
+        ("cps", "{predict_with: c}", "predict_with must be a \\| b"),
+        ("bcp", "{box_fraction: 1.2}", "box_fraction must be a fraction in \\(0, 1\\)"),
+        ("bcp", "{alpah: 0.5}", "alpha"),
+        ("supervised", "{freeze_encoder_step: 3}", 'Did you mean "freeze_encoder_steps"'),
     ],
 )
 def test_bad_params_are_clear(tiny_cfg_path, method_name, params, match):

@@ -67,7 +67,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated file, not a torch file, unsafe pickle
-        raise CheckpointError(f"{path} is corrupt or not a weakseg checkpoint: {_why_unreadable(e)}") from None
+        raise CheckpointError(
+            f"{path} is corrupt or not a weakseg checkpoint: {_why_unreadable(e)}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "weakseg" or "config" not in ckpt:
         raise CheckpointError(
             f"{path} is not a weakseg checkpoint (no 'format: weakseg' entry with a config)"
@@ -88,7 +90,9 @@ def _why_unreadable(e: Exception) -> str:
             "loads checkpoints any other way). Pass a best.pt or last.pt written by weakseg"
         )
     if "zip archive" in text or "central directory" in text:
-        return "the file is truncated or damaged (an interrupted copy?); use another copy or the run's last.pt"
+        return (
+            "the file is truncated or damaged (an interrupted copy?); use another copy or the run's last.pt"
+        )
     return f"torch could not read it ({type(e).__name__}); pass a best.pt or last.pt written by weakseg"
 
 

@@ -20,6 +20,7 @@ Evaluation uses the student (``predict_with: student``) as the paper does; or th
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -60,11 +61,9 @@ class BCP(SemiMethod):
         ema_decay: float = 0.99,
         predict_with: str = "student",
         unsup_loss: str = "dice_ce",
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
+        **finetune: Any,
     ) -> None:
-        super().__init__(cfg, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn)
+        super().__init__(cfg, **finetune)
         p = Params(self.name)
         default = int(0.2 * cfg.train.max_steps)  # the paper: 10k of 40k iterations (ACDC)
         self.pretrain_steps = p.integer(

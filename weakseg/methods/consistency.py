@@ -20,6 +20,8 @@ Both take the fine-tuning keys of a pretrained encoder (``freeze_encoder_steps``
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from monai.losses import MaskedDiceLoss
@@ -89,11 +91,9 @@ class FixMatch(SemiMethod):
         strong: list[dict] | None = None,
         cutmix_p: float = 0.5,
         unsup_loss: str = "dice_ce",
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
+        **finetune: Any,
     ) -> None:
-        super().__init__(cfg, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn)
+        super().__init__(cfg, **finetune)
         p = Params(self.name)
         ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 < threshold < 1
         p.check(ok, "threshold", "a confidence in (0, 1), e.g. 0.95", threshold)
@@ -144,25 +144,8 @@ class UniMatch(FixMatch):
     name = "unimatch"
     n_strong = 2
 
-    def __init__(
-        self,
-        cfg: Config,
-        threshold: float = 0.95,
-        lambda_u: float = 1.0,
-        rampup_steps: int = 0,
-        strong: list[dict] | None = None,
-        cutmix_p: float = 0.5,
-        unsup_loss: str = "dice_ce",
-        fp_dropout: float = 0.5,
-        fp_weight: float = 0.5,
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
-    ) -> None:
-        super().__init__(
-            cfg, threshold, lambda_u, rampup_steps, strong, cutmix_p, unsup_loss,
-            freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn,
-        )  # fmt: skip
+    def __init__(self, cfg: Config, fp_dropout: float = 0.5, fp_weight: float = 0.5, **fixmatch: Any) -> None:
+        super().__init__(cfg, **fixmatch)
         p = Params(self.name)
         self.fp_dropout = p.number("fp_dropout", fp_dropout, 0.0, 0.99)
         self.fp_weight = p.number("fp_weight", fp_weight, 0.0, 1.0)

@@ -14,6 +14,8 @@ network, the two end up within noise of each other.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -45,11 +47,9 @@ class CPS(SemiMethod):
         lambda_cps: float = 1.0,
         rampup_steps: int | None = None,
         predict_with: str = "a",
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
+        **finetune: Any,
     ) -> None:
-        super().__init__(cfg, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn)
+        super().__init__(cfg, **finetune)
         p = Params(self.name)
         self.lambda_cps = p.number("lambda_cps", lambda_cps)
         default = int(0.2 * cfg.train.max_steps)

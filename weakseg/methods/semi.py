@@ -106,14 +106,9 @@ class SemiMethod(Method):
 
     streams = ("labeled", "unlabeled")
     name = "semi"
+    accepts = FineTune.KEYS  # what **finetune stands for in method.params
 
-    def __init__(
-        self,
-        cfg: Config,
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
-    ) -> None:
+    def __init__(self, cfg: Config, **finetune: Any) -> None:
         super().__init__()
         self.optim_cfg = cfg.optim
         self.num_classes = cfg.data.num_classes
@@ -121,9 +116,7 @@ class SemiMethod(Method):
         self.net = build_segmenter(cfg)
         self.sup_loss = build_loss(cfg.loss, cfg.data.num_classes)
         # the fine-tuning keys of a pretrained encoder (weakseg/methods/supervised.py), for every method
-        self.finetune = FineTune(
-            self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn
-        )
+        self.finetune = FineTune(self.net, cfg.model.network, **finetune)
         self.ddp_find_unused = self.finetune.ddp_find_unused
 
     def supervised(self, logits: Tensor | list[Tensor], labeled: dict, step: int, max_steps: int) -> Tensor:
@@ -156,15 +149,8 @@ class MeanTeacher(SemiMethod):
         rampup_steps: int | None = None,
         noise_std: float = 0.1,
         predict_with: str = "teacher",
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
+        **finetune: Any,
     ) -> None:
-        finetune = dict(
-            freeze_encoder_steps=freeze_encoder_steps,
-            encoder_lr_scale=encoder_lr_scale,
-            freeze_encoder_bn=freeze_encoder_bn,
-        )
         super().__init__(cfg, **finetune)
         n = self.name
         self.ema_decay = Params(n).number("ema_decay", ema_decay, 0.0, 1.0)
@@ -230,7 +216,7 @@ class _Adversarial(SemiMethod):
     """Segmenter + one discriminator trained with the shared GAN update (vanilla GAN loss = BCE on logits)."""
 
     def __init__(
-        self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float], finetune: dict
+        self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float], finetune: dict[str, Any]
     ) -> None:
         super().__init__(cfg, **finetune)
         n = self.name
@@ -273,15 +259,8 @@ class DAN(_Adversarial):
         n_layers: int = 4,
         d_lr: float = 1e-4,
         d_betas: list[float] = (0.9, 0.99),
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
+        **finetune: Any,
     ) -> None:
-        finetune = dict(
-            freeze_encoder_steps=freeze_encoder_steps,
-            encoder_lr_scale=encoder_lr_scale,
-            freeze_encoder_bn=freeze_encoder_bn,
-        )
         channels = cfg.data.in_channels + cfg.data.num_classes
         disc = build_discriminator("evaluation", channels, ndf=ndf, n_layers=n_layers)
         super().__init__(cfg, disc, d_lr, d_betas, finetune)
@@ -322,15 +301,8 @@ class Hung(_Adversarial):
         ndf: int = 64,
         d_lr: float = 1e-4,
         d_betas: list[float] = (0.9, 0.99),
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
+        **finetune: Any,
     ) -> None:
-        finetune = dict(
-            freeze_encoder_steps=freeze_encoder_steps,
-            encoder_lr_scale=encoder_lr_scale,
-            freeze_encoder_bn=freeze_encoder_bn,
-        )
         disc = build_discriminator("fcn", cfg.data.num_classes, ndf=ndf)
         super().__init__(cfg, disc, d_lr, d_betas, finetune)
         n = self.name

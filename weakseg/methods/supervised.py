@@ -15,6 +15,7 @@ Fine-tuning a network with a pretrained encoder (``net.encoder`` + ``net.encoder
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,6 +106,8 @@ def set_encoder_frozen(net: nn.Module, frozen: bool, bn_frozen: bool = False) ->
 class FineTune:
     """The fine-tuning keys of every method's segmenter(s): checked once, applied at every step."""
 
+    KEYS = ("freeze_encoder_steps", "encoder_lr_scale", "freeze_encoder_bn")
+
     def __init__(
         self,
         net: nn.Module,
@@ -140,22 +143,15 @@ class FineTune:
 
 class Supervised(Method):
     streams = ("labeled",)
+    accepts = FineTune.KEYS  # method.params: the fine-tuning keys only
 
-    def __init__(
-        self,
-        cfg: Config,
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
-    ) -> None:
+    def __init__(self, cfg: Config, **finetune: Any) -> None:
         super().__init__()
         self.optim_cfg = cfg.optim
         self.loss_name = cfg.loss.name
         self.net = build_segmenter(cfg)
         self.loss = build_loss(cfg.loss, cfg.data.num_classes)
-        self.finetune = FineTune(
-            self.net, cfg.model.network, freeze_encoder_steps, encoder_lr_scale, freeze_encoder_bn
-        )
+        self.finetune = FineTune(self.net, cfg.model.network, **finetune)
         self.ddp_find_unused = self.finetune.ddp_find_unused
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
