@@ -5,13 +5,12 @@ mixing on a hand-made case, reproducible runs, clear errors."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from tests.catalogue import bad_input
-from weakseg.config import load_config
+from tests.methods.conftest import semi_cfg as _cfg
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
 from weakseg.engine.trainer import Trainer
@@ -27,23 +26,11 @@ from weakseg.nets.perturb import feature_dropout, perturbation_sites
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 NEW = ("fixmatch", "unimatch", "cps", "bcp")
-SEMI = ["data.labeled_fraction=0.5", "data.phantom_cases=8", "train.save_pictures=false"]
 ENCODER_UNET = [
     "model.network=encoder_unet",
     "model.params={encoder: resnet18, weights: none, decoder_channels: [16, 8, 8, 8, 8]}",
     "data.phantom_size=64",
 ]
-
-
-def _cfg(tiny_cfg_path, method: str, *more: str):
-    return load_config(tiny_cfg_path, [*SEMI, f"method.name={method}", *more])
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return build_datasets(
-        load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml", SEMI).data
-    )
 
 
 class NoLabels(dict):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from tests.catalogue import bad_input
-from weakseg.config import load_config
+from tests.methods.conftest import semi_cfg as _cfg
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
 from weakseg.engine.trainer import Trainer
@@ -24,18 +24,6 @@ from weakseg.methods.semi import sigmoid_rampup
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 METHODS = ("mean_teacher", "dan", "hung")
-SEMI = ["data.labeled_fraction=0.5", "data.phantom_cases=8", "train.save_pictures=false"]
-
-
-def _cfg(tiny_cfg_path, method: str, *more: str):
-    return load_config(tiny_cfg_path, [*SEMI, f"method.name={method}", *more])
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return build_datasets(
-        load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml", SEMI).data
-    )
 
 
 def _batch(splits, n_labeled: int = 2, n_unlabeled: int = 3) -> dict:
