@@ -15,7 +15,11 @@ from weakseg.methods import METHODS, StepContext, build_method
 # methods that adapt between two domains (streams "source" and "target") get the MR phantoms as target
 TWO_DOMAINS = ["target.phantom_modality=mr"]
 # small widths keep the file fast on CPU; a method missing here is tested with its defaults
-TINY: dict[str, str] = {"cyclegan": "{ngf: 8, ndf: 8, generator: resnet_6}"}
+TINY: dict[str, str] = {
+    "cyclegan": "{ngf: 8, ndf: 8, generator: resnet_6}",
+    "cgan": "{num_downs: 5, ngf: 8, ndf: 8}",
+    "dual_gan": "{num_downs: 5, ngf: 8, ndf: 8, label_size: 32, label_ngf: 8, label_ndf: 8, z_dim: 16}",
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny batches: one thread is fastest
