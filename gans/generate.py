@@ -1,4 +1,4 @@
-"""Write a synthetic labeled dataset from a ``cgan`` or ``dual_gan`` checkpoint.
+"""Write a synthetic labeled dataset from a ``cgan`` or ``dual_gan`` checkpoint, or without a GAN (SynthSeg).
 
     weakseg synth generate runs/dual/last.pt --n 200 --out data/synthetic --seed 0
     weakseg synth generate runs/cgan/last.pt --n 50 --out data/synth --labels edited_masks/ [--context real/]
@@ -10,6 +10,10 @@ to 0..255, the label map's class values; every sample is its own case ``NNNNN``)
 drawn with ``--seed``) or from ``--labels`` (mask PNGs, cycled to ``--n``; a cGAN needs them); a cGAN trained
 with ``condition: label_and_context`` also needs ``--context`` (images/ + masks/ with the same file names: the
 label map is painted into the image after erasing the image's own structures).
+
+Without a checkpoint (``weakseg synth generate --synthseg --labels DIR --num-classes K``), the label maps of
+``--labels`` (with ``--deform``: each randomly rotated, zoomed and elastically deformed, so there are more
+layouts than real maps) are painted by SynthSeg's random per-label intensities (``generate_synthseg``).
 
 Nothing half-written looks complete: the dataset is built in a hidden temp folder beside ``OUT`` with the
 manifest written last, then renamed; a failure (full or read-only disk included) removes the temp folder.
@@ -32,7 +36,7 @@ from gans.cgan import check_label_values
 from weakseg.data.readers import list_image_files, read_image_file, read_mask_file
 from weakseg.fileio import atomic_dataset_dir, check_dataset_output
 
-__all__ = ["generate_dataset"]
+__all__ = ["deform_label_maps", "generate_dataset", "generate_synthseg"]
 
 
 def _labels_from(folder: Path, num_classes: int) -> list[tuple[str, np.ndarray]]:
@@ -127,15 +131,7 @@ def generate_dataset(
                     if needs_context:
                         image_ctx, old = _context_batch(picks, contexts, cfg, dev)
                 images = method.generate(label, image_ctx, old).cpu().numpy()
-                pixels = (
-                    np.round((images - method.lo) / (method.hi - method.lo) * 255)
-                    .clip(0, 255)
-                    .astype(np.uint8)
-                )
-                for i, image, lab in zip(idx, pixels, label.cpu().numpy()):
-                    name = f"synth_p{i:05d}.png"
-                    _png(image).save(tmp / "images" / name)
-                    Image.fromarray(lab.astype(np.uint8)).save(tmp / "masks" / name)
+                _write_pairs(tmp, idx, (images - method.lo) / (method.hi - method.lo), label.cpu().numpy())
             manifest = {
                 "checkpoint": str(checkpoint),
                 "checkpoint_sha256_16": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16],
@@ -158,6 +154,98 @@ def generate_dataset(
             "disk space, check write permission or choose another --out"
         ) from e
     return output_dir
+
+
+def _write_pairs(folder: Path, idx: list[int], images: np.ndarray, labels: np.ndarray) -> None:
+    """images (B, C, H, W) in [0, 1] and label maps (B, H, W) as ``images/`` + ``masks/`` PNGs of ``folder``."""
+    pixels = np.round(images * 255).clip(0, 255).astype(np.uint8)
+    for i, image, lab in zip(idx, pixels, labels):
+        name = f"synth_p{i:05d}.png"
+        _png(image).save(folder / "images" / name)
+        Image.fromarray(lab.astype(np.uint8)).save(folder / "masks" / name)
+
+
+def generate_synthseg(
+    labels: str | Path,
+    n: int,
+    output_dir: str | Path,
+    num_classes: int,
+    seed: int = 0,
+    deform: bool = False,
+    in_channels: int = 1,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> Path:
+    """A GAN-free synthetic dataset: the label maps of ``labels`` (cycled to ``n``; with ``deform`` each one
+    warped by a random rotation, zoom and elastic deformation, ``deform_label_maps``) painted by SynthSeg's
+    ``labels_to_image``. Written like ``generate_dataset`` (atomic, manifest last)."""
+    from weakseg.augment.synthseg import labels_to_image
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"--n must be a whole number >= 1 (how many samples to write), got {n!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"--num-classes must be an integer >= 2 (background + structures), got {num_classes!r}"
+        )
+    output_dir = Path(output_dir)
+    check_dataset_output(output_dir, overwrite, "--out")
+    given = _labels_from(Path(labels), num_classes)
+    sizes = {lab.shape for _, lab in given}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"--labels {labels}: the label maps have different sizes {sorted(sizes)}; resize them alike"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        with atomic_dataset_dir(output_dir) as tmp:
+            (tmp / "images").mkdir()
+            (tmp / "masks").mkdir()
+            for start in tqdm(
+                range(0, n, batch_size), desc="synth generate (synthseg)", disable=not progress
+            ):
+                idx = list(range(start, min(start + batch_size, n)))
+                label = torch.from_numpy(np.stack([given[i % len(given)][1] for i in idx]))
+                if deform:
+                    label = deform_label_maps(label, generator)
+                image = labels_to_image(label, generator, num_classes, in_channels)
+                _write_pairs(tmp, idx, image.numpy(), label.numpy())
+            manifest = {
+                "generator": "synthseg (weakseg.augment.synthseg.labels_to_image)",
+                "labels": str(labels),
+                "deform": deform,
+                "seed": seed,
+                "n": n,
+                "num_classes": num_classes,
+                "image": "8-bit PNG of [0, 1]",
+            }
+            (tmp / "manifest.json").write_text(
+                json.dumps(manifest, indent=2)
+            )  # last: the dataset is complete
+    except OSError as e:
+        raise OSError(
+            f"writing the synthetic dataset under {output_dir.parent} failed ({e}); nothing was left behind: free "
+            "disk space, check write permission or choose another --out"
+        ) from e
+    return output_dir
+
+
+def deform_label_maps(label: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """New label maps (B, H, W) from real ones: a random rotation (+-15 deg), zoom (0.85-1.15) and a smooth
+    elastic deformation, one draw per map, nearest-neighbour (the batched torch backend's geometry)."""
+    from weakseg.augment.torch_backend import BatchAugment
+    from weakseg.keys import Keys
+
+    warp = BatchAugment(
+        [
+            {"name": "rotate", "degrees": [-15, 15]},
+            {"name": "scale", "factor": [0.85, 1.15]},
+            {"name": "elastic_grid", "grid": 4, "sigma": 6.0},
+        ],  # fmt: skip
+        spatial_dims=2,
+    )
+    image = torch.zeros((label.shape[0], 1, *label.shape[1:]))
+    return warp({Keys.IMAGE: image, Keys.LABEL: label.long()}, generator)[Keys.LABEL]
 
 
 def _context_batch(picks, contexts: dict, cfg, dev) -> tuple[torch.Tensor, torch.Tensor]:

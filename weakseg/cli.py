@@ -107,7 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     g = synth_sub.add_parser(
         "generate", help="write images/ + masks/ + manifest.json from a cgan or dual_gan"
     )
-    g.add_argument("checkpoint")
+    g.add_argument("checkpoint", nargs="?", help="a cgan or dual_gan checkpoint (none with --synthseg)")
+    g.add_argument(
+        "--synthseg", action="store_true",
+        help="no GAN: paint the --labels maps with SynthSeg's random per-label intensities (needs --num-classes)",
+    )  # fmt: skip
+    g.add_argument(
+        "--num-classes", type=int, help="--synthseg: classes of the label maps (background included)"
+    )
+    g.add_argument("--deform", action="store_true", help="--synthseg: new layouts by deforming each real map")
     g.add_argument("--n", type=int, required=True, help="number of samples to write")
     g.add_argument("--out", required=True, help="new dataset folder")
     g.add_argument("--seed", type=int, default=0, help="noise seed of the sampled label maps (default 0)")
@@ -226,9 +234,22 @@ def _adapt(args) -> int:
 
 
 def _synth(args) -> int:
+    if args.synth_command == "generate" and args.synthseg:
+        from gans.generate import generate_synthseg
+
+        if args.checkpoint or not args.labels or args.num_classes is None:
+            raise ValueError(
+                "--synthseg paints label maps without a GAN: pass --labels DIR and --num-classes K, and no checkpoint"
+            )
+        out = generate_synthseg(args.labels, args.n, args.out, args.num_classes, args.seed, args.deform,
+                                overwrite=args.overwrite, batch_size=args.batch_size)  # fmt: skip
+        print(f"wrote synthetic dataset {out} ({args.n} samples: images/, masks/, manifest.json)")
+        return 0
     if args.synth_command == "generate":
         from gans.generate import generate_dataset
 
+        if not args.checkpoint:
+            raise ValueError("weakseg synth generate needs a cgan or dual_gan checkpoint, or --synthseg")
         out = generate_dataset(
             args.checkpoint,
             args.n,

@@ -309,3 +309,39 @@ def test_authenticity_of_real_against_real_is_chance():
         b = _phantom_folder(Path(tmp) / "b", n=8, size=32, first=300)
         result = authenticity(a, b, size=32, steps=60)
     assert 0.2 <= result["accuracy"] <= 0.8 and 0.2 <= result["auc"] <= 0.8, result
+
+
+def test_synthseg_route_writes_a_dataset_without_a_gan(tmp_path, capsys):
+    from tests.test_cli import _phantom_folder
+    from weakseg.config import DataConfig
+    from weakseg.data import build_datasets
+
+    real = _phantom_folder(tmp_path / "real", n=2, size=32)
+    out = tmp_path / "synth"
+    args = ["synth", "generate", "--synthseg", "--labels", str(real), "--num-classes", "5", "--n", "6"]
+    assert main([*args, "--out", str(out)]) == 0
+    sets = build_datasets(DataConfig(source="folder", root=str(out), val_fraction=0.0))
+    assert len(sets["labeled"]) == 6 and json.loads((out / "manifest.json").read_text())["deform"] is False
+    first = np.asarray(Image.open(out / "masks" / "synth_p00000.png"))
+    source = np.asarray(Image.open(sorted((real / "masks").iterdir())[0]))
+    assert np.array_equal(first, source)  # cycled real maps, new intensities
+    assert main([*args, "--out", str(tmp_path / "deformed"), "--deform", "--seed", "3"]) == 0
+    warped = np.asarray(Image.open(tmp_path / "deformed" / "masks" / "synth_p00000.png"))
+    assert not np.array_equal(warped, source) and set(np.unique(warped)) <= set(np.unique(source)) | {0}
+    assert (
+        main(
+            [
+                "synth",
+                "generate",
+                "--synthseg",
+                "--labels",
+                str(real),
+                "--n",
+                "2",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 1
+    )
+    assert "--num-classes" in capsys.readouterr().err
