@@ -98,16 +98,16 @@ def _as_recorded(cfg, saved: Path) -> dict | None:
     """``cfg`` as its run folder records it. A ``refine`` run records its first network's config in place of
     the ``method.params.initial`` checkpoint path (weakseg/interactive/refine.py): the path is resolved the same
     way, and None (no match) when that checkpoint is newer than the run (the first network was retrained)."""
-    from weakseg.api import config_from_checkpoint
-    from weakseg.engine.checkpoint import load_checkpoint
+    from weakseg.api import recorded_config
 
-    wanted = _normalised(cfg)
-    initial = wanted["method"]["params"].get("initial")
-    if isinstance(initial, str) and Path(initial).is_file():
-        if Path(initial).stat().st_mtime > saved.stat().st_mtime:
-            return None
-        wanted["method"]["params"]["initial"] = _normalised(config_from_checkpoint(load_checkpoint(initial)))
-    return wanted
+    initial = cfg.method.params.get("initial")
+    if (
+        isinstance(initial, str)
+        and Path(initial).is_file()
+        and Path(initial).stat().st_mtime > saved.stat().st_mtime
+    ):
+        return None
+    return recorded_config(cfg)
 
 
 def fit_or_reuse(cfg, run_dir: Path) -> dict:

@@ -90,6 +90,23 @@ def frozen_initial(initial: str | dict, cfg: Config, owner: str) -> Method:
     return method
 
 
+def recorded_config(cfg: Config) -> dict:
+    """``cfg`` as a run folder's ``config.json`` records it: normalised through JSON, and a checkpoint path in
+    ``method.params.initial`` (``refine``, ``self_train``) replaced by that checkpoint's config, as the method
+    records it when built. Compare it with a run's ``config.json`` to tell whether the run is of ``cfg``."""
+    import json
+
+    from weakseg.config import config_to_dict
+
+    wanted = json.loads(json.dumps(config_to_dict(cfg)))
+    initial = wanted["method"]["params"].get("initial")
+    if isinstance(initial, str) and Path(initial).is_file():
+        wanted["method"]["params"]["initial"] = json.loads(
+            json.dumps(config_to_dict(config_from_checkpoint(load_checkpoint(initial))))
+        )
+    return wanted
+
+
 def evaluate(
     checkpoint: str | Path,
     data: str | Path | None = None,
