@@ -73,19 +73,20 @@ def write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
-def update_results_md(section: str, body: str) -> None:
-    """Replace (or append) the block between ``<!-- section:start -->`` and ``<!-- section:end -->``."""
+def update_results_md(section: str, body: str, path: Path = RESULTS_MD) -> None:
+    """Replace (or append) the block between ``<!-- section:start -->`` and ``<!-- section:end -->`` of
+    docs/results.md (or of the guide ``path``: guides quote their tables from the same run, never typed)."""
     from weakseg.fileio import atomic_write_text
 
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
-    text = RESULTS_MD.read_text() if RESULTS_MD.is_file() else "# Measured results\n\n"
+    text = path.read_text() if path.is_file() else "# Measured results\n\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = (
         pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     )
-    RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS_MD, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
 
 
 def _normalised(cfg) -> dict:
