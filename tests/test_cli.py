@@ -266,3 +266,26 @@ def test_predict_writes_nothing_when_an_input_fails_halfway(trained, tmp_path, c
     err = capsys.readouterr().err
     assert f"cannot write predictions into {blocked / 'out'}" in err
     record("predict into a path below a file", "exit 1", err.splitlines()[-1])
+
+
+def test_version_and_list(capsys):
+    from weakseg import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"weakseg {__version__}"
+    assert main(["list", "methods"]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert {"fixmatch", "unimatch", "cps", "bcp", "self_train", "supervised"} <= set(lines)
+    assert (
+        "threshold=0.95" in lines["fixmatch"]
+        and "freeze_encoder_steps" in lines["dan"]
+        and "disc" not in lines["dan"]
+    )
+    for what, name in (
+        ("networks", "unet"),
+        ("losses", "dice_ce"),
+        ("transforms", "gin"),
+        ("encoders", "resnet18"),
+    ):
+        assert main(["list", what]) == 0 and name in capsys.readouterr().out

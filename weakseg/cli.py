@@ -67,7 +67,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="weakseg", description=__doc__)
+    from weakseg import __version__
+
+    ap.add_argument("--version", action="version", version=f"weakseg {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "list", help="what can be named in a config: networks, losses, methods, transforms, encoders"
+    )
+    p.add_argument("what", choices=LISTABLE, help="which registry to list")
 
     p = sub.add_parser("train", help="train a method from a YAML config")
     p.add_argument("config", nargs="?", help="YAML config (omit with --resume)")
@@ -229,6 +237,51 @@ def _predict(args) -> int:
     return 0
 
 
+LISTABLE = ("networks", "losses", "methods", "transforms", "encoders")
+
+
+def _list(args) -> int:
+    """One name a line, with what it takes (networks, methods: their parameters; transforms: kind, defaults)."""
+    import inspect
+
+    from weakseg.registry import accepted_params
+
+    if args.what == "transforms":
+        from weakseg.augment.spec import TRANSFORMS
+
+        for name, spec in TRANSFORMS.items():
+            params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+            print(f"{name:16s} {spec.kind:9s} {params}  ({'/'.join(spec.backends)}) {spec.doc}")
+        return 0
+    if args.what == "encoders":
+        from weakseg.nets import ENCODERS
+
+        for name in ENCODERS.names():
+            print(name)
+        return 0
+    if args.what == "networks":
+        from weakseg.nets import NETWORKS as registry
+    elif args.what == "losses":
+        from weakseg.losses import LOSSES as registry
+    else:
+        from weakseg.methods import METHODS as registry
+    for name in registry.names():
+        try:
+            ctor = registry.get(name)
+            params, _ = accepted_params(
+                ctor, ("cfg", "spatial_dims", "in_channels", "out_channels", "num_classes")
+            )
+            sig = inspect.signature(ctor).parameters
+            shown = [
+                f"{p}={sig[p].default!r}" if p in sig and sig[p].default is not inspect._empty else p
+                for p in params
+            ]
+            print(f"{name:16s} {', '.join(shown)}")
+        except ImportError as e:  # a plug-in whose optional dependency is missing
+            print(f"{name:16s} (unavailable: {e})")
+    return 0
+
+
 def _adapt(args) -> int:
     if args.adapt_command == "run":
         from adapt.route import run_route
@@ -383,6 +436,7 @@ def _demo_adapt(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
+        "list": _list,
         "train": _train,
         "evaluate": _evaluate,
         "predict": _predict,

@@ -215,6 +215,8 @@ class MeanTeacher(SemiMethod):
 class _Adversarial(SemiMethod):
     """Segmenter + one discriminator trained with the shared GAN update (vanilla GAN loss = BCE on logits)."""
 
+    accepts = FineTune.KEYS  # the subclasses' **finetune: not this constructor's own arguments
+
     def __init__(
         self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float], finetune: dict[str, Any]
     ) -> None:
