@@ -11,7 +11,8 @@ training images and the 20 test images, whose labels are withheld, are the unlab
 (configs/ct.yaml) and ``encoder_unet`` with the ImageNet EfficientNet-Lite0 encoder and its fine-tuning keys
 (configs/ct_pretrained.yaml). The weak view of every method is the config's batched geometric augmentation
 (both streams). Model selection on validation mean Dice; the last evaluation is reported beside it. Runs live
-in runs/bench/semi/ and are reused or resumed (rerun the same command after an interruption).
+in runs/bench/semi/ (``--runs-dir``) and are reused or resumed (rerun the same command after an
+interruption).
 
 ``--plan`` names the (task, network, method, seeds) rows to run, e.g. ``--plan ct2:unet:supervised,fixmatch:0,1,2``.
 """
@@ -108,7 +109,7 @@ def config(args, task: str, network: str, method: str, seed: int) -> Config:
 
 
 def run_one(args, task: str, network: str, method: str, seed: int) -> dict:
-    run_dir = REPO / "runs" / "bench" / "semi" / run_name(task, network, method, seed)
+    run_dir = args.runs_dir / run_name(task, network, method, seed)
     cfg = config(args, task, network, method, seed)
     result = fit_or_reuse(cfg, run_dir)
     return {
@@ -215,6 +216,11 @@ def main() -> None:
     ap.add_argument("--hung-ndf", type=int, default=32, help="filters of Hung's discriminator (paper: 64)")
     ap.add_argument("--set", action="append", default=[], help="extra config override")
     ap.add_argument("--no-write", action="store_true", help="train/reuse only; leave the JSON and docs alone")
+    ap.add_argument(
+        "--runs-dir", type=Path, default=REPO / "runs" / "bench" / "semi",
+        help="run folders (reused when finished with the same config, resumed when not); keep them outside the "
+        "checkout to carry them between sessions",
+    )  # fmt: skip
     ap.add_argument(
         "--threads", type=int, default=1,
         help="torch CPU threads (the recorded rows: 1; another count changes the float sums, so the numbers)",
