@@ -1,5 +1,6 @@
 """CT <-> MR domain adaptation on abdominal_ct_mr: no adaptation, two-stage CycleGAN, joint CycleGAN +
-segmentation (SynSeg-Net), and supervised on the target (upper bound); both directions.
+segmentation (SynSeg-Net), supervised on the target (upper bound), appearance randomisation, SynthSeg
+label-to-image, target self-training and their combination; both directions.
 
     python benchmarks/ct2mr.py --data-root ../shared/data
 
@@ -10,7 +11,8 @@ MR labels only evaluate them (and train the MR upper bound); the reverse for MR-
 
 Model selection (issue #5): (a) and the two-stage (b) select on source-domain validation patients (real
 source images for (a), their translation for (b)); the joint (c) takes its last checkpoint; only (d), the
-upper bound, selects on target validation patients. Rows are evaluated on the target domain's validation
+upper bound, selects on target validation patients. (e) and (f) select on the source validation patients,
+(g) and (h) take their last checkpoint; they run with ``--seeds`` (3 by default), (a)-(d) with ``--seed``. Rows are evaluated on the target domain's validation
 patients at 128 px (labels resampled by nearest neighbour), Dice and ASSD (mm, in-plane spacing x2) per organ.
 
 Runs live in runs/bench/ct2mr/; finished runs are reused and unfinished ones resumed, so the script can be
@@ -31,7 +33,20 @@ from demo import shrink_png
 from weakseg.config import Config, DataConfig, load_config
 
 ORGANS = ["liver", "right_kidney", "left_kidney", "spleen"]
-PARTS = ("sup_ct", "sup_mr", "cyclegan", "joint_ct2mr", "joint_mr2ct", "two_stage")
+PARTS = ("sup_ct", "sup_mr", "cyclegan", "joint_ct2mr", "joint_mr2ct", "two_stage", "appearance", "synthseg",
+         "self_train", "combined")  # fmt: skip
+WEAK = [
+    {"name": "rotate", "p": 0.5, "degrees": [-15, 15]},
+    {"name": "scale", "p": 0.5, "factor": [0.85, 1.2]},
+]
+# (e) appearance randomisation of the source, (f) SynthSeg images drawn from the source labels
+APPEARANCE = [
+    *WEAK,
+    {"name": "gin", "p": 0.5},
+    {"name": "intensity_curve", "p": 0.5},
+    {"name": "bias_field", "p": 0.5},
+]
+SYNTHSEG = [*WEAK, {"name": "label_to_image", "num_classes": 5}]
 OUT = REPO / "runs" / "bench" / "ct2mr"
 
 
@@ -63,6 +78,28 @@ def supervised_cfg(args, data: DataConfig, name: str) -> Config:
         ],
     )
     cfg.data = data
+    return cfg
+
+
+def augmented_cfg(args, data: DataConfig, name: str, transforms: list[dict], seed: int) -> Config:
+    """A source-only U-Net (configs/ct.yaml) whose training images are randomised by ``transforms``."""
+    cfg = supervised_cfg(args, data, name)
+    cfg.train.seed = seed
+    cfg.augment.backend, cfg.augment.transforms = "torch", [dict(t) for t in transforms]
+    return cfg
+
+
+def self_train_cfg(args, source: str, initial: Path, name: str, seed: int, transforms: list[dict]) -> Config:
+    """Target self-training (adapt/selftrain.py) of ``initial``'s segmenter: source labels + target pseudo-labels."""
+    domains = domain_cfgs(args)
+    target = "mr" if source == "ct" else "ct"
+    cfg = supervised_cfg(args, domains[source], name)
+    cfg.target = domains[target]
+    cfg.train.seed = seed
+    cfg.method.name = "self_train"
+    cfg.method.params = {"initial": str(initial), "threshold": 0.9, "round_steps": args.round_steps}
+    cfg.augment.backend, cfg.augment.transforms = "torch", [dict(t) for t in transforms]
+    cfg.augment.streams = ["source", "target"]
     return cfg
 
 
@@ -132,6 +169,24 @@ def run(args) -> dict | None:
             name = f"two_stage_{source}2{target}"
             cfg = supervised_cfg(args, dataclasses.replace(domains[source], root=str(data)), name)
             fit_or_reuse(cfg, OUT / name)
+    for source, target in (("ct", "mr"), ("mr", "ct")):
+        d = f"{source}2{target}"
+        for seed in args.seeds:
+            if "appearance" in parts:
+                cfg = augmented_cfg(args, domains[source], f"appearance_{d}_s{seed}", APPEARANCE, seed)
+                fit_or_reuse(cfg, OUT / f"appearance_{d}_s{seed}")
+            if "synthseg" in parts:
+                cfg = augmented_cfg(args, domains[source], f"synthseg_{d}_s{seed}", SYNTHSEG, seed)
+                fit_or_reuse(cfg, OUT / f"synthseg_{d}_s{seed}")
+            if "self_train" in parts:  # (g): the joint model (c), self-trained on the target
+                cfg = self_train_cfg(
+                    args, source, OUT / f"joint_{d}" / "last.pt", f"self_train_{d}_s{seed}", seed, WEAK
+                )
+                fit_or_reuse(cfg, OUT / f"self_train_{d}_s{seed}")
+            if "combined" in parts:  # (h): (e)'s segmenter self-trained, appearance randomisation kept
+                init = OUT / f"appearance_{d}_s{seed}" / "best.pt"
+                cfg = self_train_cfg(args, source, init, f"combined_{d}_s{seed}", seed, APPEARANCE)
+                fit_or_reuse(cfg, OUT / f"combined_{d}_s{seed}")
     if args.parts:
         return None
     results = {}
@@ -143,7 +198,36 @@ def run(args) -> dict | None:
             "c_joint": score(OUT / f"joint_{d}" / "last.pt", domains[target]),
             "d_supervised_target": score(OUT / f"sup_{target}" / "best.pt", domains[target]),
         }
+        # the new rows, one run per seed; selected on the source validation patients or the last step
+        for key, run_name, ckpt in (("e_appearance", "appearance", "best.pt"), ("f_label_to_image", "synthseg", "best.pt"),
+                                    ("g_self_train", "self_train", "last.pt"), ("h_combined", "combined", "last.pt")):  # fmt: skip
+            per_seed = [score(OUT / f"{run_name}_{d}_s{seed}" / ckpt, domains[target]) for seed in args.seeds]
+            results[d][key] = _mean_rows(per_seed)
     return results
+
+
+def _mean_rows(rows: list[dict]) -> dict:
+    """The mean of each metric over seeds, with the per-seed mean Dice kept."""
+    import numpy as np
+
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], float)}
+    out["patients"] = rows[0]["patients"]
+    out["seeds_mean_dice"] = [r["mean_dice"] for r in rows]
+    return out
+
+
+def summary(results: dict) -> dict:
+    """``{direction: {row: {mean, std, seeds, target_labels_used}}}``: only (d) reads target labels."""
+    import numpy as np
+
+    out = {}
+    for d, rows in results.items():
+        out[d] = {}
+        for key, r in rows.items():
+            seeds = r.get("seeds_mean_dice", [r["mean_dice"]])
+            out[d][key] = {"mean": float(np.mean(seeds)), "std": float(np.std(seeds)), "seeds": seeds,
+                           "target_labels_used": key == "d_supervised_target"}  # fmt: skip
+    return out
 
 
 ROW_NAMES = {
@@ -151,6 +235,10 @@ ROW_NAMES = {
     "b_two_stage": "(b) two-stage: CycleGAN {s}->{t}, then U-Net on translated {s}",
     "c_joint": "(c) joint CycleGAN + U-Net (SynSeg-Net), last checkpoint",
     "d_supervised_target": "(d) upper bound: trained on {t} labels",
+    "e_appearance": "(e) appearance randomisation (GIN, curves, bias) of {s}, selected on {s} val",
+    "f_label_to_image": "(f) SynthSeg images from {s} labels, selected on {s} val",
+    "g_self_train": "(g) (c) + target self-training on {t}, last checkpoint",
+    "h_combined": "(h) (e) + target self-training with appearance randomisation, last checkpoint",
 }
 
 
@@ -162,7 +250,7 @@ def table(direction: str, rows: dict) -> str:
         cells = [f"{r[f'dice/{o}']:.3f} / {r[f'assd/{o}']:.1f}" for o in ORGANS]
         name = ROW_NAMES[key].format(s=s.upper(), t=t.upper())
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['mean_dice']:.3f} | {r['mean_assd']:.1f} |")
-    a, b, c, d = (rows[k]["mean_dice"] for k in ROW_NAMES)
+    a, b, c, d = (rows[k]["mean_dice"] for k in list(ROW_NAMES)[:4])
     gap = (c - a) / (d - a) if d != a else float("nan")
     lines.append("")
     lines.append(
@@ -181,7 +269,9 @@ def main() -> None:
     ap.add_argument("--gan-eval-every", type=int, default=500)
     ap.add_argument("--sup-steps", type=int, default=1500)
     ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of rows (a)-(d)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of rows (e)-(h)")
+    ap.add_argument("--round-steps", type=int, default=500, help="self-training: steps per teacher round")
     ap.add_argument("--parts", nargs="+", choices=PARTS, help="train only these runs (no table)")
     ap.add_argument("--set", action="append", default=[], help="extra override for every run")
     args = ap.parse_args()
@@ -191,7 +281,10 @@ def main() -> None:
     if results is None:
         return
     cmd = "python benchmarks/ct2mr.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "ct2mr.json", {"command": cmd, "results": results})
+    write_json(
+        REPO / "benchmarks" / "results" / "ct2mr.json",
+        {"command": cmd, "summary": summary(results), "results": results},
+    )
     grids = []
     for name in ("cyclegan", "joint_ct2mr", "joint_mr2ct"):
         pics = sorted((OUT / name).glob("translation_step*.png"))
