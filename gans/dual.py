@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim import Adam, Optimizer
@@ -245,6 +246,36 @@ class DualGAN(CGAN):
         if self.label_g_ema is not None:
             ema_update(self.label_g_ema, self.label_g, step, self.label_ema_decay)
         return logs
+
+    self_metrics = ("label_stat_distance",)
+
+    def self_evaluate(self, datasets: dict, n: int = 64) -> dict[str, float]:
+        """How far sampled label maps are from the real ones (``gans.labelstats``: class frequencies, pieces
+        per map, border share), from a fixed noise seed: ``train.key_metric: label_stat_distance`` with
+        ``train.key_mode: min`` keeps the checkpoint whose maps look most like the real ones."""
+        from gans.labelstats import label_map_stats, stat_distance
+
+        real_ds = datasets["labeled"]
+        size, real = self.label_size, []
+        for i in range(min(n, len(real_ds))):
+            m = real_ds[i][Keys.LABEL].numpy()
+            if min(m.shape) >= size:  # larger maps (DRIVE): their centre crop, as the critic sees crops
+                y, x = (m.shape[0] - size) // 2, (m.shape[1] - size) // 2
+                real.append(m[y : y + size, x : x + size])
+        if not real:
+            raise ValueError(
+                f'method "dual_gan": no real label map of {self.label_size}x{self.label_size} to compare with; '
+                "resize the data to method.params.label_size"
+            )
+        was = self.training
+        self.eval()
+        try:
+            fake = self.sample_labels(n, torch.Generator().manual_seed(12345)).cpu().numpy()
+        finally:
+            self.train(was)
+        k = self.num_classes
+        distance = stat_distance(label_map_stats(fake, k), label_map_stats(np.stack(real), k))
+        return {"label_stat_distance": distance}
 
     @torch.no_grad()
     def sample_labels(self, n: int, generator: torch.Generator) -> Tensor:

@@ -320,6 +320,7 @@ class Trainer:
         t, d = self.cfg.train, self.cfg.data
         names = [f"mean_{m}" for m in ("dice", "iou", "hd95", "assd")]
         names += [f"{m}/{c}" for m in ("dice", "iou", "hd95", "assd") for c in d.class_names[1:]]
+        names += list(self.method.self_metrics)  # what the method measures of itself (Method.self_evaluate)
         if t.key_metric not in names:
             raise ValueError(
                 f'train.key_metric "{t.key_metric}" is not a validation metric.{suggest(t.key_metric, names)} '
@@ -544,8 +545,10 @@ class Trainer:
             return summary
         if t.save_pictures:
             self.method.save_pictures(self.datasets, self.run_dir, self.step)
-        if has_val:
-            summary = self.evaluate()
+        own = not has_val and t.key_metric in self.method.self_metrics
+        if has_val or own:
+            # a method without predictions can score itself (e.g. the label-map GAN against the real maps)
+            summary = self.evaluate() if has_val else self.method.self_evaluate(self.datasets)
             self.logger.log({"step": self.step, "split": "val", **summary})
             value = summary[t.key_metric]
             if self._improved(value):

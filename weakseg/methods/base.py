@@ -167,6 +167,13 @@ class Method(nn.Module):
 
     # DDP: True when some trained parameters get no gradient in some steps (e.g. an encoder frozen at first)
     ddp_find_unused: bool = False
+    # metrics a method without predictions measures of itself at every evaluation (``self_evaluate``); naming
+    # one as ``train.key_metric`` selects best.pt by it (e.g. the label-map GAN's label_stat_distance, min)
+    self_metrics: tuple[str, ...] = ()
+
+    def self_evaluate(self, datasets: dict) -> dict[str, float]:
+        """The ``self_metrics`` now (called on rank 0 at every evaluation when one is the key metric)."""
+        return {}
 
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> list[str]:
         """Multi-process training: replace every direct child network with trainable parameters by
