@@ -426,3 +426,36 @@ def test_training_learns(tiny_cfg_path, tmp_path):
     ).fit()
     trained = Trainer(cfg, run_dir=tmp_path / "b").fit()
     assert first["last"]["mean_dice"] < 0.2 < 0.4 < trained["last"]["mean_dice"]
+
+
+def test_kill_9_then_resume_is_bit_identical(tiny_cfg_path, tmp_path):
+    """A training process killed with SIGKILL mid-run resumes to the same weights as an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sets = ["train.max_steps=60", "train.eval_every=10", "train.save_pictures=false", "train.progress=false"]
+    args = [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    cmd = [sys.executable, "-m", "weakseg", "train", str(tiny_cfg_path), *args]
+    subprocess.run(
+        [*cmd, "--set", f"train.run_dir={straight}"], check=True, env=env, capture_output=True, timeout=240
+    )
+    proc = subprocess.Popen([*cmd, "--set", f"train.run_dir={killed}"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 200
+    while time.time() < deadline and not (killed / "last.pt").is_file() and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step = torch.load(killed / "last.pt", weights_only=True)["step"] if (killed / "last.pt").is_file() else 0
+    if step >= 60:
+        pytest.skip("the run finished before it could be killed")
+    subprocess.run([sys.executable, "-m", "weakseg", "train", "--resume", str(killed)], check=True, env=env,
+                   capture_output=True, timeout=240)  # fmt: skip
+    a, b = (torch.load(r / "last.pt", weights_only=True) for r in (straight, killed))
+    assert a["step"] == b["step"] == 60
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
