@@ -122,7 +122,31 @@ def run_one(args, task: str, network: str, method: str, seed: int) -> dict:
         "best_step": result["best_step"],
         "last_dice": (result.get("last") or {}).get("mean_dice"),
         "threads": torch.get_num_threads(),
+        "curve": _curve(run_dir),
     }
+
+
+def _curve(run_dir: Path) -> list[list[float]]:
+    """[step, validation mean Dice] of every evaluation of a run (its metrics.jsonl)."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+    return [[r["step"], r["mean_dice"]] for r in rows if r.get("split") == "val" and "mean_dice" in r]
+
+
+def plateau(rows: list[dict]) -> str:
+    """How supervised-only ends: its Dice over the second half of each run (the plateau check)."""
+    lines = []
+    for r in sorted(
+        (r for r in rows if r["method"] == "supervised"), key=lambda r: (r["task"], r["network"], r["seed"])
+    ):
+        half = [d for step, d in r["curve"] if step >= r["curve"][-1][0] / 2] if r["curve"] else []
+        if half:
+            lines.append(
+                f"{r['task']}/{r['network']} seed {r['seed']}: {min(half):.3f}-{max(half):.3f}, last {half[-1]:.3f}"
+            )
+    return "; ".join(lines)
 
 
 def _parse_plan(entries: list[str]) -> list[tuple[str, str, list[str], list[int]]]:
@@ -261,7 +285,9 @@ def main() -> None:
         + "\n".join(table(rows, "best_dice"))
         + "\n\nPaired by seed (the same labeled patients), the gain of each method over supervised-only:\n\n"
         + "\n".join(gains(rows))
-        + "\n"
+        + "\n\nPlateau check, supervised-only's validation Dice over the second half of each run (min-max, last): "
+        + plateau(rows)
+        + ".\n"
     )
     update_results_md("semi-table", guide, REPO / "docs" / "semi.md")
     print(body)
