@@ -209,6 +209,8 @@ def table(rows: list[dict], key: str) -> list[str]:
 def gains(rows: list[dict]) -> list[str]:
     """Per (task, network): each method's mean best Dice minus supervised-only's, in Dice points, over the
     seeds both have (paired by seed: the same labeled cases)."""
+    import numpy as np
+
     lines = ["| task | network | method | gain over supervised (points) | seeds |", "|---|---|---|---|---|"]
     for task, net in sorted({(r["task"], r["network"]) for r in rows}):
         sup = {
@@ -224,8 +226,9 @@ def gains(rows: list[dict]) -> list[str]:
             }
             both = sorted(set(own) & set(sup))
             if both:
-                diff = [100 * (own[s] - sup[s]) for s in both]
-                lines.append(f"| {task} | {net} | {m} | {mean_std(diff)} | {both} |")
+                diff = np.array([100 * (own[s] - sup[s]) for s in both])
+                spread = f" ± {diff.std():.1f}" if len(diff) > 1 else ""
+                lines.append(f"| {task} | {net} | {m} | {diff.mean():+.1f}{spread} | {both} |")
     return lines
 
 
