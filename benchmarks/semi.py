@@ -253,6 +253,7 @@ def main() -> None:
         help="torch CPU threads (the recorded rows: 1; another count changes the float sums, so the numbers)",
     )  # fmt: skip
     args = ap.parse_args()
+    args.data_root = args.data_root.resolve()  # one spelling of the path in every config: runs are reused
     torch.set_num_threads(args.threads)
     rows: list[dict] = []
     for task, net, methods, seeds in _parse_plan(args.plan):
