@@ -149,11 +149,15 @@ def generate_dataset(
                 json.dumps(manifest, indent=2)
             )  # last: the dataset is complete
     except OSError as e:
-        raise OSError(
-            f"writing the synthetic dataset under {output_dir.parent} failed ({e}); nothing was left behind: free "
-            "disk space, check write permission or choose another --out"
-        ) from e
+        raise _write_failed(output_dir, e) from e
     return output_dir
+
+
+def _write_failed(output_dir: Path, e: OSError) -> OSError:
+    return OSError(
+        f"writing the synthetic dataset under {output_dir.parent} failed ({e}); nothing was left behind: free "
+        "disk space, check write permission or choose another --out"
+    )
 
 
 def _write_pairs(folder: Path, idx: list[int], images: np.ndarray, labels: np.ndarray) -> None:
@@ -223,10 +227,7 @@ def generate_synthseg(
                 json.dumps(manifest, indent=2)
             )  # last: the dataset is complete
     except OSError as e:
-        raise OSError(
-            f"writing the synthetic dataset under {output_dir.parent} failed ({e}); nothing was left behind: free "
-            "disk space, check write permission or choose another --out"
-        ) from e
+        raise _write_failed(output_dir, e) from e
     return output_dir
 
 
