@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
@@ -21,3 +22,16 @@ def semi_cfg(tiny_cfg_path, method: str, *more: str) -> Config:
 def splits():
     """labeled / unlabeled / val datasets of the tiny semi-supervised phantoms."""
     return build_datasets(load_config(TINY, SEMI).data)
+
+
+class LossSpy(torch.nn.Module):
+    """Wraps a supervised loss and records (batch size of the main output, target) of every call."""
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        super().__init__()
+        self.loss, self.seen = loss, []
+
+    def forward(self, logits, label):
+        main = logits[0] if isinstance(logits, (list, tuple)) else logits
+        self.seen.append((main.shape[0], label))
+        return self.loss(logits, label)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.catalogue import bad_input
+from tests.methods.conftest import LossSpy
 from tests.methods.conftest import semi_cfg as _cfg
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
@@ -81,25 +82,16 @@ def test_unlabeled_samples_never_reach_the_supervised_loss(tiny_cfg_path, splits
     params = "method.params={pretrain_steps: 1}" if name == "bcp" else "method.params={}"
     method = build_method(_cfg(tiny_cfg_path, name, params))
     batch = _batch(splits)
-    seen = []
-
-    class Spy(torch.nn.Module):
-        def __init__(self, loss):
-            super().__init__()
-            self.loss = loss
-
-        def forward(self, logits, label):
-            seen.append(label)
-            return self.loss(logits, label)
-
-    method.sup_loss = Spy(method.sup_loss)
+    method.sup_loss = spy = LossSpy(method.sup_loss)
     ctx = StepContext(torch.device("cpu"), method.configure_optimizers(), max_steps=10)
     for step in range(2):  # NoLabels raises if any method reads an unlabeled label
         method.train_step(batch, step, ctx)
     labels = batch["labeled"][Keys.LABEL]
     if name == "bcp":  # copy-paste pre-training: labeled images mixed with labeled images only
+        seen = [label for _, label in spy.seen]
         assert len(seen) == 1 and set(seen[0].unique().tolist()) <= set(labels.unique().tolist())
     else:
+        seen = [label for _, label in spy.seen]
         assert seen and all(torch.equal(label, labels) for label in seen)
 
 

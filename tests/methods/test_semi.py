@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from tests.catalogue import bad_input
+from tests.methods.conftest import LossSpy
 from tests.methods.conftest import semi_cfg as _cfg
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
@@ -64,21 +65,10 @@ def test_unlabeled_samples_never_reach_the_supervised_loss(tiny_cfg_path, splits
     torch.manual_seed(0)
     method = build_method(_cfg(tiny_cfg_path, method_name))
     batch = _batch(splits, n_labeled=2, n_unlabeled=3)
-    seen = []
-
-    class Spy(torch.nn.Module):
-        def __init__(self, loss):
-            super().__init__()
-            self.loss = loss
-
-        def forward(self, logits, label):
-            main = logits[0] if isinstance(logits, list) else logits
-            seen.append((main.shape[0], label))
-            return self.loss(logits, label)
-
-    method.sup_loss = Spy(method.sup_loss)
+    method.sup_loss = spy = LossSpy(method.sup_loss)
     for step in range(2):  # hung's self-training term starts at step 0 here: it must not use sup_loss either
         method.train_step(batch, step, StepContext(torch.device("cpu"), method.configure_optimizers()))
+    seen = spy.seen
     assert seen and all(n == 2 and torch.equal(label, batch["labeled"][Keys.LABEL]) for n, label in seen)
 
 
