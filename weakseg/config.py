@@ -178,7 +178,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over all processes (SyncBatchNorm)
-    channels_last: bool = False  # 2D: NHWC layout of networks and inputs (faster convs: CUDA; depthwise on CPU)
+    channels_last: bool = False  # 2D: NHWC layout (faster convs: CUDA; depthwise ones on CPU)
     compile: bool = False  # torch.compile every network of the method (in place: checkpoint keys unchanged)
     # batch size per training stream where it differs from batch_size, e.g. {unlabeled: 8} (semi-supervised)
     stream_batch_sizes: dict[str, int] = field(default_factory=dict)
