@@ -39,7 +39,6 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.losses.gan import GANLoss, ImagePool
@@ -55,6 +54,7 @@ from weakseg.methods.gan_steps import (
 from weakseg.methods.params import Params
 from weakseg.methods.supervised import build_segmenter
 from weakseg.nets import build_discriminator, build_network, pad_to_divisor
+from weakseg.nets.ddp import unwrap
 
 __all__ = ["GENERATORS", "CycleGAN"]
 
@@ -249,8 +249,8 @@ class CycleGAN(Method):
         segmenter on the fake target), then real target -> fake source -> reconstructed target (-> the segmenter
         on the real target, what is evaluated), for ``n`` fixed slices of each domain (source validation,
         target validation when present)."""
-        from weakseg.engine.evaluate import predict_logits
-        from weakseg.engine.viz import label_overlay, save_image_grid, scaled_rgb
+        from weakseg.methods.infer import predict_logits
+        from weakseg.methods.pictures import label_overlay, save_image_grid, scaled_rgb
 
         s, t = self.source_name, self.target_name
         rows = []

@@ -31,7 +31,6 @@ from torch.optim import Optimizer
 
 from weakseg.api import frozen_initial
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
@@ -40,6 +39,7 @@ from weakseg.methods.mixing import StrongView
 from weakseg.methods.params import Params
 from weakseg.methods.semi import _logits, ema_update
 from weakseg.methods.supervised import build_segmenter
+from weakseg.nets.ddp import unwrap
 
 __all__ = ["SelfTrain"]
 

@@ -34,7 +34,6 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import Method, StepContext
@@ -49,6 +48,7 @@ from weakseg.methods.gan_steps import (
 from weakseg.methods.params import Params
 from weakseg.methods.semi import ema_update
 from weakseg.nets import build_discriminator, build_network
+from weakseg.nets.ddp import unwrap
 from weakseg.nets.diffaug import DiffAugmented, check_policy
 
 __all__ = ["CGAN", "CONDITIONS", "check_label_values", "frozen_copy", "one_hot", "reseed_judges"]
@@ -235,7 +235,7 @@ class CGAN(Method):
     # ------------------------------------------------------------------ pictures
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, Any]]]:
         """Rows label -> synthetic -> real for ``n`` fixed training samples (validation when present)."""
-        from weakseg.engine.viz import label_overlay, scaled_rgb
+        from weakseg.methods.pictures import label_overlay, scaled_rgb
 
         data = next((datasets[k] for k in ("val", "labeled") if k in datasets and len(datasets[k])), None)
         if data is None:
@@ -264,7 +264,7 @@ class CGAN(Method):
 
     @torch.no_grad()
     def save_pictures(self, datasets: dict, run_dir: Path, step: int) -> list[Path]:
-        from weakseg.engine.viz import save_image_grid
+        from weakseg.methods.pictures import save_image_grid
 
         was_training = self.training
         self.eval()

@@ -37,7 +37,6 @@ from torch.optim import Adam, Optimizer
 
 from gans.cgan import CGAN, frozen_copy, one_hot, reseed_judges
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
@@ -45,6 +44,7 @@ from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, 
 from weakseg.methods.params import Params
 from weakseg.methods.semi import ema_update, rank_slice
 from weakseg.nets import build_discriminator
+from weakseg.nets.ddp import unwrap
 from weakseg.nets.diffaug import DiffAugmented, check_policy
 from weakseg.nets.gan import spectral_normalize
 from weakseg.nets.init import init_weights
@@ -290,7 +290,7 @@ class DualGAN(CGAN):
 
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, object]]]:
         """The cGAN rows, then sampled label maps -> synthetic images (the full noise -> label -> image chain)."""
-        from weakseg.engine.viz import label_overlay, scaled_rgb
+        from weakseg.methods.pictures import label_overlay, scaled_rgb
 
         rows = super().picture_rows(datasets, n)
         labels = self.sample_labels(n, torch.Generator().manual_seed(0))

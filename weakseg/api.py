@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from weakseg.config import Config, apply_overrides, config_from_dict, set_values
 from weakseg.data.dataset import interp_mode
 from weakseg.engine.checkpoint import load_checkpoint
-from weakseg.engine.evaluate import evaluate_dataset, infer_window, predict_logits
+from weakseg.engine.evaluate import evaluate_dataset
 from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
 from weakseg.methods import Method, build_method
+from weakseg.methods.infer import infer_window, predict_logits
 from weakseg.metrics import MetricAccumulator
 from weakseg.nets import pretrained_weights_disabled
 

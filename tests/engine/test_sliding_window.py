@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from weakseg.config import InferConfig
-from weakseg.engine.evaluate import predict_logits, stitch_device
+from weakseg.methods.infer import predict_logits, stitch_device
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

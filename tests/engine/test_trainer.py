@@ -251,7 +251,7 @@ def test_trains_on_sizes_not_divisible_and_mixed(tiny_cfg_path, tmp_path):
     trainer = Trainer(cfg, run_dir=tmp_path / "r")
     result = trainer.fit()
     assert result["step"] == 2 and result["last"]["mean_dice"] == result["last"]["mean_dice"]  # not NaN
-    from weakseg.engine.evaluate import predict_logits
+    from weakseg.methods.infer import predict_logits
 
     with torch.no_grad():  # padded to the divisor inside, cropped back to the input's own size
         assert predict_logits(trainer.method.eval(), torch.rand(1, 1, 27, 35)).shape == (1, 2, 27, 35)

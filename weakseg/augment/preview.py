@@ -36,7 +36,7 @@ def augment_samples(cfg: Config, samples: list[dict], seed: int = 0) -> list[dic
 def preview(cfg: Config, n: int, out: str | Path, seed: int = 0, split: str = "labeled") -> Path:
     """Draw ``n`` samples of ``split`` (evenly spread) before and after augmentation into ``out`` (PNG)."""
     from weakseg.data import build_datasets
-    from weakseg.engine.viz import save_pairs_grid
+    from weakseg.methods.pictures import save_pairs_grid
 
     dataset = build_datasets(cfg.data)[split]
     if len(dataset) == 0:

@@ -20,15 +20,14 @@ torchrun sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; ``DistEnv.from_env()`
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
+
+from weakseg.nets.ddp import no_sync, unwrap
 
 __all__ = ["DistEnv", "no_sync", "unwrap"]
 
@@ -98,19 +97,3 @@ class DistEnv:
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The network inside a ``DistributedDataParallel`` wrapper (or the module itself)."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
-@contextlib.contextmanager
-def no_sync(modules: list[nn.Module]) -> Iterator[None]:
-    """Forward passes of frozen DDP networks (a discriminator in the generator's step) that must not expect a
-    gradient reduction; a no-op for plain modules."""
-    with contextlib.ExitStack() as stack:
-        for m in modules:
-            if isinstance(m, nn.parallel.DistributedDataParallel):
-                stack.enter_context(m.no_sync())
-        yield

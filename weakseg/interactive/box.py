@@ -25,12 +25,12 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
 from weakseg.methods.params import Params
 from weakseg.nets import build_network
+from weakseg.nets.ddp import unwrap
 
 __all__ = ["BoxSeg", "bounding_box"]
 

@@ -28,7 +28,6 @@ from torch.optim import Optimizer
 
 from weakseg.api import frozen_initial
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.interactive.clicks import Click, next_click
 from weakseg.interactive.distances import euclidean_distance, geodesic_distance
 from weakseg.keys import Keys
@@ -36,6 +35,7 @@ from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
 from weakseg.methods.params import Params
 from weakseg.nets import build_network
+from weakseg.nets.ddp import unwrap
 
 __all__ = ["Refine", "click_maps"]
 
@@ -117,7 +117,7 @@ class Refine(Method):
         """(B, num_classes, H, W) softmax of the first network (``initial``), for a batch of images."""
         if self.initial is None:
             raise RuntimeError('method "refine" was trained without an initial network: pass a first result')
-        from weakseg.engine.evaluate import predict_logits
+        from weakseg.methods.infer import predict_logits
 
         self.initial.eval()
         return predict_logits(self.initial, image).softmax(1)

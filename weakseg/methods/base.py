@@ -179,7 +179,7 @@ class Method(nn.Module):
         """Multi-process training: replace every direct child network with trainable parameters by
         ``wrap(child)`` (its own ``DistributedDataParallel``); children without them (an EMA teacher, losses)
         stay as they are. Code that reads a network's attributes (``size_divisor``, ``encoder``) goes through
-        ``weakseg.engine.distributed.unwrap``. Returns the wrapped names."""
+        ``weakseg.nets.ddp.unwrap``. Returns the wrapped names."""
         names = []
         for name, child in list(self.named_children()):
             if any(p.requires_grad for p in child.parameters()):

@@ -27,13 +27,13 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.methods.base import StepContext
 from weakseg.methods.consistency import masked_loss, step_generator
 from weakseg.methods.mixing import bcp_mix, cutmix
 from weakseg.methods.params import Params
 from weakseg.methods.semi import SemiMethod, _logits, ema_update
+from weakseg.nets.ddp import unwrap
 
 __all__ = ["BCP", "fixed_boxes"]
 

@@ -28,9 +28,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from weakseg.engine.distributed import no_sync
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
+from weakseg.nets.ddp import no_sync
 
 __all__ = [
     "GeneratorOutput",

@@ -36,7 +36,6 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.losses.gan import GANLoss, ImagePool
@@ -51,6 +50,7 @@ from weakseg.methods.gan_steps import (
 from weakseg.methods.params import Params
 from weakseg.methods.supervised import FineTune, build_segmenter
 from weakseg.nets import build_discriminator
+from weakseg.nets.ddp import unwrap
 
 __all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "ema_update", "sigmoid_rampup"]
 

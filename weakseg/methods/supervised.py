@@ -22,11 +22,11 @@ from torch import nn
 from torch.optim import Optimizer
 
 from weakseg.config import Config
-from weakseg.engine.distributed import unwrap
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
 from weakseg.nets import build_network
+from weakseg.nets.ddp import unwrap
 
 __all__ = [
     "FineTune",
