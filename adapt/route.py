@@ -102,7 +102,7 @@ def _recorded(saved: Path) -> dict:
 
 def run_route(path: str | Path, extra: list[str] | None = None, overwrite: bool = False) -> dict[str, dict]:
     """Train every stage in order (reusing or resuming what is done); returns each stage's summary."""
-    from weakseg.engine.trainer import Trainer
+    from weakseg.api import Trainer
 
     root, stages = load_route(path, extra)
     configs = {}

@@ -150,7 +150,7 @@ def usefulness(cfg, synthetic: str | Path, run_root: str | Path, overwrite: bool
     synthetic only and real + synthetic; runs in ``run_root/{real,synthetic,real_synthetic}``."""
     from weakseg.data import build_datasets
     from weakseg.data.build import read_records
-    from weakseg.engine.trainer import Trainer
+    from weakseg.api import Trainer
 
     base = copy.deepcopy(cfg)
     splits = build_datasets(base.data)

@@ -223,11 +223,11 @@ def test_demo_adapt_code_path(tmp_path, capsys):
 
 def test_demo_adapt_config_mirrors_the_demo():
     from tests.conftest import REPO
-    from weakseg.cli import DEMO_ADAPT_JOINT
+    from weakseg.cli import demo_adapt_configs
     from weakseg.config import config_to_dict, load_config
 
     mirrored = load_config(REPO / "configs" / "demo_adapt.yaml")
-    assert config_to_dict(mirrored) == config_to_dict(load_config(None, DEMO_ADAPT_JOINT))
+    assert config_to_dict(mirrored) == config_to_dict(demo_adapt_configs()[1])
 
 
 def test_wrong_value_types_and_bugs_give_messages_not_tracebacks(tmp_path, capsys, monkeypatch):
@@ -244,7 +244,7 @@ def test_wrong_value_types_and_bugs_give_messages_not_tracebacks(tmp_path, capsy
     def broken(_args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("weakseg.cli._train", broken)
+    monkeypatch.setattr("weakseg.cli.commands._train", broken)
     monkeypatch.delenv("WEAKSEG_TRACEBACK", raising=False)
     assert main(["train", tiny, *run]) == 2
     err = capsys.readouterr().err

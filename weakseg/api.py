@@ -22,13 +22,25 @@ from weakseg.config import Config, apply_overrides, config_from_dict, set_values
 from weakseg.data.dataset import interp_mode
 from weakseg.engine.checkpoint import load_checkpoint
 from weakseg.engine.evaluate import evaluate_dataset
-from weakseg.engine.trainer import load_method_state, resolve_amp, resolve_device
+from weakseg.engine.trainer import Trainer, load_method_state, resolve_amp, resolve_device
 from weakseg.methods import Method, build_method
 from weakseg.methods.infer import infer_window, predict_logits
 from weakseg.metrics import MetricAccumulator
 from weakseg.nets import pretrained_weights_disabled
 
-__all__ = ["config_from_checkpoint", "evaluate", "load_trained", "predict"]
+__all__ = ["Trainer", "add_set_argument", "config_from_checkpoint", "evaluate", "load_trained", "predict"]
+
+
+def add_set_argument(parser) -> None:
+    """The ``--set KEY=VALUE`` option of every subcommand that reads a config (core and plug-ins alike)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.max_steps=10 (repeatable)",
+    )
 
 
 def config_from_checkpoint(

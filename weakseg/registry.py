@@ -1,9 +1,14 @@
 """Name -> constructor registries for every pluggable part (networks, losses, methods, ...).
 
 Contract: ``REG.register("name")`` decorates a class or factory; ``REG.register_lazy("name", "pkg.mod:Attr")``
-defers the import until the name is built (so optional dependencies and the ``gans``/``adapt`` packages are
-only imported when used). ``REG.build("name", **kwargs)`` constructs; an unknown name raises ``KeyError``
-with a "did you mean" suggestion and the full list of valid names.
+defers the import until the name is built (so optional dependencies are only imported when used).
+``REG.build("name", **kwargs)`` constructs; an unknown name raises ``KeyError`` with a "did you mean"
+suggestion and the full list of valid names.
+
+Plug-ins (``gans``, ``adapt``, ``weakseg.interactive``, or another installed package) add entries without
+the core naming them: a registry made with ``plugins="weakseg.methods"`` also holds every entry point of that
+group (pyproject ``[project.entry-points."weakseg.methods"] cgan = "gans.cgan:CGAN"``), registered lazily
+the first time a name is looked up or listed.
 
     >>> NETWORKS.build("unet", spatial_dims=2, in_channels=1, out_channels=5)
 """
@@ -12,13 +17,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
 import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "accepted_params", "check_params", "suggest"]
+__all__ = ["Registry", "accepted_params", "check_params", "plugin_entry_points", "suggest"]
+
+
+def plugin_entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+    """The installed entry points of ``group`` (e.g. ``weakseg.methods``), sorted by name. Empty when weakseg
+    runs from a source tree that was never installed (``pip install -e .`` declares them)."""
+    return sorted(importlib.metadata.entry_points(group=group), key=lambda ep: ep.name)
 
 
 def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -72,10 +84,19 @@ def check_params(
 class Registry(Generic[T]):
     """A named collection of constructors of one kind (``what`` is used in error messages)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, plugins: str | None = None) -> None:
         self.what = what
+        self.plugins = plugins  # the entry-point group of installed plug-ins, read on first lookup
         self._items: dict[str, Callable[..., T]] = {}
         self._lazy: dict[str, str] = {}
+        self._plugins_read = plugins is None
+
+    def _read_plugins(self) -> None:
+        if self._plugins_read:
+            return
+        self._plugins_read = True
+        for ep in plugin_entry_points(self.plugins):
+            self.register_lazy(ep.name, ep.value)
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(obj: Callable[..., T]) -> Callable[..., T]:
@@ -97,12 +118,15 @@ class Registry(Generic[T]):
         self._lazy[name] = target
 
     def names(self) -> list[str]:
+        self._read_plugins()
         return sorted({*self._items, *self._lazy})
 
     def __contains__(self, name: object) -> bool:
+        self._read_plugins()
         return name in self._items or name in self._lazy
 
     def get(self, name: str) -> Callable[..., T]:
+        self._read_plugins()
         if name in self._items:
             return self._items[name]
         if name in self._lazy:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from weakseg.augment.cpu_backends import SampleTransform
+from weakseg.augment.sample import SampleTransform
 
 __all__ = ["AlbumentationsTransform"]
 

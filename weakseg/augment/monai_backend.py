@@ -35,7 +35,7 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from weakseg.augment.cpu_backends import SampleTransform
+from weakseg.augment.sample import SampleTransform
 
 __all__ = ["MonaiTransform"]
 

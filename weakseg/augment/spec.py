@@ -22,7 +22,14 @@ from typing import Any
 
 from weakseg.registry import suggest
 
-__all__ = ["TRANSFORMS", "BACKENDS", "TransformSpec", "normalize_transform", "validate_pipeline"]
+__all__ = [
+    "BACKENDS",
+    "TRANSFORMS",
+    "TransformSpec",
+    "check_config",
+    "normalize_transform",
+    "validate_pipeline",
+]
 
 BACKENDS = ("torch", "albumentations", "monai")
 
@@ -310,3 +317,10 @@ def validate_pipeline(
         normalize_transform(t, f"{where}[{i}]", spatial_dims, in_channels, backend)
         for i, t in enumerate(transforms)
     ]
+
+
+def check_config(cfg) -> None:
+    """The config check of ``augment`` (entry point of group ``weakseg.config_checks``): names, ranges and
+    backend restrictions of every ``augment.transforms`` entry for the data's dimensions and channels."""
+    d = cfg.data
+    validate_pipeline(cfg.augment.transforms, cfg.augment.backend, d.spatial_dims, d.in_channels)

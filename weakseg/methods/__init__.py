@@ -8,10 +8,9 @@ from weakseg.registry import Registry, check_params
 
 __all__ = ["METHODS", "Method", "NonFiniteLossError", "StepContext", "build_method", "make_optimizer"]
 
-METHODS: Registry[Method] = Registry("method")
+# the core's methods; plug-ins add theirs as entry points of group "weakseg.methods" (pyproject.toml)
+METHODS: Registry[Method] = Registry("method", plugins="weakseg.methods")
 METHODS.register_lazy("supervised", "weakseg.methods.supervised:Supervised")
-METHODS.register_lazy("cyclegan", "adapt.cyclegan:CycleGAN")
-METHODS.register_lazy("self_train", "adapt.selftrain:SelfTrain")
 METHODS.register_lazy("mean_teacher", "weakseg.methods.semi:MeanTeacher")
 METHODS.register_lazy("dan", "weakseg.methods.semi:DAN")
 METHODS.register_lazy("hung", "weakseg.methods.semi:Hung")
@@ -19,10 +18,6 @@ METHODS.register_lazy("fixmatch", "weakseg.methods.consistency:FixMatch")
 METHODS.register_lazy("unimatch", "weakseg.methods.consistency:UniMatch")
 METHODS.register_lazy("cps", "weakseg.methods.cps:CPS")
 METHODS.register_lazy("bcp", "weakseg.methods.bcp:BCP")
-METHODS.register_lazy("cgan", "gans.cgan:CGAN")
-METHODS.register_lazy("dual_gan", "gans.dual:DualGAN")
-METHODS.register_lazy("refine", "weakseg.interactive.refine:Refine")
-METHODS.register_lazy("box", "weakseg.interactive.box:BoxSeg")
 
 
 def build_method(cfg: Config) -> Method:

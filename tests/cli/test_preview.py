@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from weakseg.augment.preview import _middle, augment_samples
+from weakseg.cli.preview import _middle, augment_samples
 from weakseg.config import load_config
 from weakseg.data import build_datasets
 

@@ -1,0 +1,53 @@
+"""YAML -> typed dataclasses. Unknown keys and wrongly typed values are errors that name the key.
+
+    cfg = load_config("configs/demo.yaml", overrides=["train.max_steps=10", "optim.lr=3e-4"])
+
+Sections: ``data``, ``model``, ``loss``, ``method``, ``optim``, ``train``, and the optional ``target`` (a second
+data domain for domain adaptation, see ``Config.target``). Free-form option dicts
+(``model.params``, ``loss.params``, ``method.params``) are passed to the registered constructor, which
+validates them itself.
+"""
+
+from __future__ import annotations
+
+from weakseg.config.load import apply_overrides, config_from_dict, config_to_dict, load_config, set_values
+from weakseg.config.schema import (
+    AUGMENT_STREAMS,
+    SCHEDULES,
+    TARGET_OWN_KEYS,
+    AugmentConfig,
+    Config,
+    ConfigError,
+    DataConfig,
+    InferConfig,
+    IntensityConfig,
+    LossConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    WandbConfig,
+)
+
+__all__ = [
+    "AUGMENT_STREAMS",
+    "SCHEDULES",
+    "TARGET_OWN_KEYS",
+    "AugmentConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "InferConfig",
+    "IntensityConfig",
+    "LossConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "WandbConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "set_values",
+]

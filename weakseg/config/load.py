@@ -1,0 +1,93 @@
+"""YAML files and ``--set`` overrides -> a checked Config."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from weakseg.config.checks import validate
+from weakseg.config.coerce import build
+from weakseg.config.schema import TARGET_OWN_KEYS, Config, ConfigError
+
+__all__ = ["apply_overrides", "config_from_dict", "config_to_dict", "load_config", "set_values"]
+
+
+def _inherit_target(values: dict) -> dict:
+    """``target`` keys not given are copied from ``data`` (except TARGET_OWN_KEYS); returns a new dict."""
+    target = values.get("target")
+    if not isinstance(target, dict):
+        return values
+    data = values.get("data") or {}
+    if not isinstance(data, dict):
+        return values  # build reports the bad "data" section
+    inherited = {k: v for k, v in data.items() if k not in TARGET_OWN_KEYS}
+    return {**values, "target": {**inherited, **target}}
+
+
+def config_from_dict(values: dict | None, source: str = "config") -> Config:
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections, got {type(values).__name__}"
+        )
+    try:
+        cfg = build(Config, _inherit_target(values), "config")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    validate(cfg, source)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def set_values(values: dict, updates: dict[str, Any]) -> dict:
+    """Set dotted keys (``{"data.root": path}``) in a raw config dict, in place, without parsing the values."""
+    for path, value in updates.items():
+        keys = path.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f'override "{path}": empty key')
+        node = values
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f'override "{path}": "{k}" is not a section')
+        node[keys[-1]] = value
+    return values
+
+
+def apply_overrides(values: dict, overrides: list[str] | None) -> dict:
+    """Apply ``section.key=value`` strings (value parsed as YAML) to a raw config dict, in place."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f'override "{item}" must look like section.key=value, e.g. train.max_steps=10')
+        path, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f'override "{item}": value "{raw}" is not valid YAML ({e})') from None
+        set_values(values, {path: value})
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (``None`` = all defaults: the built-in phantom demo) and apply overrides."""
+    values: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    values = apply_overrides(values, overrides)
+    return config_from_dict(values, source)
