@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from weakseg.config import Config
-from weakseg.methods.base import Method, NonFiniteLossError, StepContext, make_optimizer
+from weakseg.methods.base import BuildContext, Method, NonFiniteLossError, StepContext, make_optimizer
+from weakseg.methods.params import parse_params
 from weakseg.registry import Registry, check_params
 
-__all__ = ["METHODS", "Method", "NonFiniteLossError", "StepContext", "build_method", "make_optimizer"]
+__all__ = [
+    "METHODS",
+    "BuildContext",
+    "Method",
+    "NonFiniteLossError",
+    "StepContext",
+    "build_method",
+    "make_optimizer",
+]
 
 # the core's methods; plug-ins add theirs as entry points of group "weakseg.methods" (pyproject.toml)
 METHODS: Registry[Method] = Registry("method", plugins="weakseg.methods")
@@ -21,7 +30,12 @@ METHODS.register_lazy("bcp", "weakseg.methods.bcp:BCP")
 
 
 def build_method(cfg: Config) -> Method:
-    """Build ``cfg.method.name`` with ``cfg.method.params``; unknown params name the key and the valid ones."""
-    cls = METHODS.get(cfg.method.name)
-    check_params(f'method "{cfg.method.name}"', cls, cfg.method.params, ("cfg",), where="method.params")
-    return cls(cfg=cfg, **cfg.method.params)
+    """Build ``cfg.method.name``: its ``params_class`` filled from ``cfg.method.params`` and a
+    ``BuildContext`` of ``cfg``. A plug-in method without a ``params_class`` gets ``cls(cfg=cfg, **params)``
+    (its keyword parameters checked by name)."""
+    name = cfg.method.name
+    cls = METHODS.get(name)
+    if getattr(cls, "params_class", None) is None:
+        check_params(f'method "{name}"', cls, cfg.method.params, ("cfg",), where="method.params")
+        return cls(cfg=cfg, **cfg.method.params)
+    return cls(BuildContext.from_config(cfg), parse_params(cls, cfg.method.params, name))

@@ -28,9 +28,11 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from weakseg.config import OptimConfig
+from weakseg.config import Config, DataConfig, LossConfig, OptimConfig
+from weakseg.losses import build_loss
+from weakseg.nets import build_network
 
-__all__ = ["Method", "NonFiniteLossError", "StepContext", "make_optimizer"]
+__all__ = ["BuildContext", "Method", "NonFiniteLossError", "StepContext", "make_optimizer"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -56,6 +58,69 @@ def make_optimizer(params: Iterable, cfg: OptimConfig, lr: float | None = None) 
             params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
         )
     raise ValueError(f'optim.name must be adam, adamw or sgd, got "{cfg.name}"')
+
+
+@dataclass
+class BuildContext:
+    """What a method is built from (instead of the whole Config): the data's classes, channels and
+    dimensions, a segmenter and a loss factory, the optimizer section, the run's seed and length, and the data
+    sections of the domains (GAN and adaptation methods read their sizes and names)."""
+
+    method: str
+    num_classes: int
+    in_channels: int
+    spatial_dims: int
+    class_names: list[str]
+    network: str
+    network_params: dict
+    loss: LossConfig
+    optim: OptimConfig
+    seed: int
+    max_steps: int
+    run_name: str
+    data: DataConfig
+    target: DataConfig | None = None
+    # records a resolved parameter in the run's config (e.g. the config of a checkpoint named by
+    # method.params.initial), so the run's checkpoints rebuild without that file
+    record: Callable[[str, Any], None] = lambda key, value: None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> BuildContext:
+        def record(key: str, value: Any) -> None:
+            cfg.method.params = {**cfg.method.params, key: value}
+
+        d = cfg.data
+        return cls(
+            method=cfg.method.name,
+            num_classes=d.num_classes,
+            in_channels=d.in_channels,
+            spatial_dims=d.spatial_dims,
+            class_names=list(d.class_names),
+            network=cfg.model.network,
+            network_params=dict(cfg.model.params),
+            loss=cfg.loss,
+            optim=cfg.optim,
+            seed=cfg.train.seed,
+            max_steps=cfg.train.max_steps,
+            run_name=cfg.train.name,
+            data=d,
+            target=cfg.target,
+            record=record,
+        )
+
+    def segmenter(self) -> nn.Module:
+        """A new segmentation network of ``model.network`` / ``model.params`` for this data."""
+        return build_network(
+            self.network,
+            spatial_dims=self.spatial_dims,
+            in_channels=self.in_channels,
+            out_channels=self.num_classes,
+            **self.network_params,
+        )
+
+    def make_loss(self) -> nn.Module:
+        """The config's segmentation loss (``loss.name`` / ``loss.params``) for this number of classes."""
+        return build_loss(self.loss, self.num_classes)
 
 
 @dataclass

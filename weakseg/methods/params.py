@@ -1,13 +1,43 @@
-"""One way to check ``method.params`` values, shared by every method (supervised, semi-supervised, GANs,
-domain adaptation, interactive), so their errors read alike."""
+"""The typed ``method.params`` of every method (supervised, semi-supervised, GANs, domain adaptation,
+interactive), and one way to check their values, so their errors read alike.
+
+A method declares a dataclass of its parameters and names it ``params_class``; each field is a ``param``
+with its default and a check. Config loading (``check_config``, an entry point of ``weakseg.config_checks``)
+parses ``method.params`` into it, so a wrong key, type or range fails before any run folder exists:
+
+    @dataclass
+    class FixMatchParams(FineTuneParams):
+        threshold: float = param(0.95, rule(lambda v: 0 < v < 1, "a confidence in (0, 1)"), "pseudo-label cut")
+
+    class FixMatch(SemiMethod):
+        params_class = FixMatchParams
+        def __init__(self, ctx: BuildContext, params: FixMatchParams): ...
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Params"]
+from weakseg.registry import suggest
+
+__all__ = [
+    "Params",
+    "check_config",
+    "choice",
+    "describe",
+    "flag",
+    "integer",
+    "is_number",
+    "number",
+    "param",
+    "parse_params",
+    "rule",
+]
 
 
 class Params:
@@ -59,3 +89,98 @@ class Params:
                 value,
             )
         return float(value[0]), float(value[1])
+
+
+# --------------------------------------------------------------------------- typed params of every method
+Check = Callable[[Params, str, Any], Any]
+
+
+def number(low: float = 0.0, high: float = math.inf) -> Check:
+    """A finite number in [low, high]."""
+    return lambda p, key, value: p.number(key, value, low, high)
+
+
+def integer(low: int, word: str = "an integer") -> Check:
+    return lambda p, key, value: p.integer(key, value, low, word)
+
+
+def choice(*options: str) -> Check:
+    return lambda p, key, value: p.choice(key, value, options)
+
+
+def flag() -> Check:
+    return lambda p, key, value: p.flag(key, value)
+
+
+def rule(ok: Callable[[Any], bool], expected: str) -> Check:
+    """Any other condition: ``ok(value)`` or the error "KEY must be EXPECTED, got VALUE"."""
+
+    def check(p: Params, key: str, value: Any) -> Any:
+        p.check(_safe(ok, value), key, expected, value)
+        return value
+
+    return check
+
+
+def _safe(ok: Callable[[Any], bool], value: Any) -> bool:
+    try:
+        return bool(ok(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def param(default: Any = dataclasses.MISSING, check: Check | None = None, doc: str = "") -> Any:
+    """A field of a method's params dataclass: its default, the check config loading runs on a given value
+    (``number(0, 1)``, ``integer(1)``, ``choice("a", "b")``, ``flag()``, ``rule(fn, "expected")``), and one line
+    for ``weakseg list methods``. Mutable defaults are copied for every instance."""
+    meta = {"check": check, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def parse_params(cls: type, values: dict, method: str) -> Any:
+    """``method.params`` as the method's ``params_class`` instance: unknown keys (with "did you mean"), wrong
+    types and values out of range raise ``ValueError`` naming ``method.params.KEY``. Runs at config load
+    (``check_config``) and again when the method is built."""
+    from weakseg.config.coerce import coerce
+
+    pc = cls.params_class
+    fields = {f.name: f for f in dataclasses.fields(pc)}
+    for key in values:
+        if key not in fields:
+            raise ValueError(
+                f'method "{method}" has no parameter "{key}" in method.params.{suggest(key, list(fields))} '
+                f"Valid parameters: {', '.join(fields) or '(none)'}"
+            )
+    hints = typing.get_type_hints(pc)
+    p = Params(method)
+    given = {}
+    for key, value in values.items():
+        check = fields[key].metadata.get("check")
+        if check is not None:
+            value = check(p, key, value)
+        given[key] = coerce(value, hints[key], f"method.params.{key}")
+    return pc(**given)  # a __post_init__ of the dataclass checks keys together
+
+
+def check_config(cfg: Any) -> None:
+    """The config check of ``method.params`` (entry point of group ``weakseg.config_checks``)."""
+    from weakseg.methods import METHODS
+
+    cls = METHODS.get(cfg.method.name)
+    if getattr(cls, "params_class", None) is not None:
+        parse_params(cls, cfg.method.params, cfg.method.name)
+
+
+def describe(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, doc) of each parameter of a method with a ``params_class``."""
+    out = []
+    for f in dataclasses.fields(cls.params_class):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out.append((f.name, repr(default), f.metadata.get("doc", "")))
+    return out

@@ -15,38 +15,58 @@ Fine-tuning a network with a pretrained encoder (``net.encoder`` + ``net.encoder
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.losses import build_loss
-from weakseg.methods.base import Method, StepContext, make_optimizer
-from weakseg.nets import build_network
+from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
+from weakseg.methods.params import flag, is_number, param
 from weakseg.nets.ddp import unwrap
 
 __all__ = [
     "FineTune",
+    "FineTuneParams",
     "Supervised",
-    "build_segmenter",
     "check_finetune",
     "encoder_param_groups",
     "set_encoder_frozen",
 ]
 
 
-def build_segmenter(cfg: Config) -> torch.nn.Module:
-    """The segmentation network described by ``cfg.model`` for ``cfg.data`` (shared by every method)."""
-    return build_network(
-        cfg.model.network,
-        spatial_dims=cfg.data.spatial_dims,
-        in_channels=cfg.data.in_channels,
-        out_channels=cfg.data.num_classes,
-        **cfg.model.params,
-    )
+def build_segmenter(cfg) -> torch.nn.Module:  # TRANSITION
+    return BuildContext.from_config(cfg).segmenter()
+
+
+def _steps_check(p, key, value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"method.params.{key} must be an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"method.params.{key} must be >= 0, got {value}")
+    return value
+
+
+def _scale_check(p, key, value):
+    if not is_number(value):
+        raise ValueError(f"method.params.{key} must be a number > 0, got {value!r}")
+    if value <= 0:
+        raise ValueError(
+            f"method.params.{key} must be > 0, got {value}; to keep the encoder fixed for the whole run set "
+            "freeze_encoder_steps >= train.max_steps"
+        )
+    return value
+
+
+@dataclass
+class FineTuneParams:
+    """The fine-tuning keys of a pretrained encoder, taken by every segmentation method."""
+
+    freeze_encoder_steps: int = param(0, _steps_check, "steps that train the decoder only (encoder frozen)")
+    encoder_lr_scale: float = param(1.0, _scale_check, "encoder learning rate = optim.lr * this")
+    freeze_encoder_bn: bool = param(False, flag(), "keep the encoder's BatchNorm statistics all run")
 
 
 def _encoder_params(net: nn.Module) -> Iterator[nn.Parameter] | None:
@@ -54,27 +74,16 @@ def _encoder_params(net: nn.Module) -> Iterator[nn.Parameter] | None:
     return fn() if callable(fn) and isinstance(getattr(net, "encoder", None), nn.Module) else None
 
 
-def check_finetune(net: nn.Module, network: str, freeze_encoder_steps: int, encoder_lr_scale: float) -> None:
-    """Validate the fine-tuning params; networks without a pretrained encoder accept only the defaults."""
-    if isinstance(freeze_encoder_steps, bool) or not isinstance(freeze_encoder_steps, int):
-        raise ValueError(
-            f"method.params.freeze_encoder_steps must be an integer >= 0, got {freeze_encoder_steps!r}"
-        )
-    if freeze_encoder_steps < 0:
-        raise ValueError(f"method.params.freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
-    if isinstance(encoder_lr_scale, bool) or not isinstance(encoder_lr_scale, (int, float)):
-        raise ValueError(f"method.params.encoder_lr_scale must be a number > 0, got {encoder_lr_scale!r}")
-    if encoder_lr_scale <= 0:
-        raise ValueError(
-            f"method.params.encoder_lr_scale must be > 0, got {encoder_lr_scale}; to keep the encoder "
-            "fixed for the whole run set freeze_encoder_steps >= train.max_steps"
-        )
-    if _encoder_params(net) is None and (freeze_encoder_steps or encoder_lr_scale != 1.0):
+def check_finetune(net: nn.Module, network: str, params: FineTuneParams) -> None:
+    """Networks without a pretrained encoder accept only the default fine-tuning params."""
+    if _encoder_params(net) is None and (params.freeze_encoder_steps or params.encoder_lr_scale != 1.0):
         raise ValueError(
             "method.params.freeze_encoder_steps / encoder_lr_scale need a network with a pretrained "
             "encoder (net.encoder and net.encoder_parameters(), e.g. model.network: encoder_unet), but "
             f'network "{network}" has none: remove these method.params or switch model.network'
         )
+    if params.freeze_encoder_bn and _encoder_params(net) is None:
+        raise ValueError(f'method.params.freeze_encoder_bn needs a network with an encoder, not "{network}"')
 
 
 def encoder_param_groups(net: nn.Module, lr: float, encoder_lr_scale: float = 1.0) -> list[dict]:
@@ -104,26 +113,17 @@ def set_encoder_frozen(net: nn.Module, frozen: bool, bn_frozen: bool = False) ->
 
 
 class FineTune:
-    """The fine-tuning keys of every method's segmenter(s): checked once, applied at every step."""
+    """The fine-tuning keys of every method's segmenter(s) (``FineTuneParams``): checked against the network
+    once, applied at every step."""
 
-    KEYS = ("freeze_encoder_steps", "encoder_lr_scale", "freeze_encoder_bn")
+    KEYS = tuple(f.name for f in dataclasses.fields(FineTuneParams))  # TRANSITION
 
-    def __init__(
-        self,
-        net: nn.Module,
-        network: str,
-        freeze_encoder_steps: int = 0,
-        encoder_lr_scale: float = 1.0,
-        freeze_encoder_bn: bool = False,
-    ) -> None:
-        check_finetune(net, network, freeze_encoder_steps, encoder_lr_scale)
-        if freeze_encoder_bn and _encoder_params(net) is None:
-            raise ValueError(
-                f'method.params.freeze_encoder_bn needs a network with an encoder, not "{network}"'
-            )
-        self.freeze_encoder_steps = freeze_encoder_steps
-        self.encoder_lr_scale = float(encoder_lr_scale)
-        self.freeze_encoder_bn = bool(freeze_encoder_bn)
+    def __init__(self, net: nn.Module, network: str, params: FineTuneParams | None = None, **keys) -> None:
+        params = params if params is not None else FineTuneParams(**keys)  # TRANSITION
+        check_finetune(net, network, params)
+        self.freeze_encoder_steps = params.freeze_encoder_steps
+        self.encoder_lr_scale = float(params.encoder_lr_scale)
+        self.freeze_encoder_bn = bool(params.freeze_encoder_bn)
         self.has_encoder = _encoder_params(net) is not None
 
     @property
@@ -143,15 +143,15 @@ class FineTune:
 
 class Supervised(Method):
     streams = ("labeled",)
-    accepts = FineTune.KEYS  # method.params: the fine-tuning keys only
+    params_class = FineTuneParams  # method.params: the fine-tuning keys only
 
-    def __init__(self, cfg: Config, **finetune: Any) -> None:
+    def __init__(self, ctx: BuildContext, params: FineTuneParams) -> None:
         super().__init__()
-        self.optim_cfg = cfg.optim
-        self.loss_name = cfg.loss.name
-        self.net = build_segmenter(cfg)
-        self.loss = build_loss(cfg.loss, cfg.data.num_classes)
-        self.finetune = FineTune(self.net, cfg.model.network, **finetune)
+        self.optim_cfg = ctx.optim
+        self.loss_name = ctx.loss.name
+        self.net = ctx.segmenter()
+        self.loss = ctx.make_loss()
+        self.finetune = FineTune(self.net, ctx.network, params)
         self.ddp_find_unused = self.finetune.ddp_find_unused
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
