@@ -14,6 +14,7 @@ __all__ = [
     "NonFiniteLossError",
     "StepContext",
     "build_method",
+    "check_config",
     "make_optimizer",
 ]
 
@@ -39,3 +40,11 @@ def build_method(cfg: Config) -> Method:
         check_params(f'method "{name}"', cls, cfg.method.params, ("cfg",), where="method.params")
         return cls(cfg=cfg, **cfg.method.params)
     return cls(BuildContext.from_config(cfg), parse_params(cls, cfg.method.params, name))
+
+
+def check_config(cfg: Config) -> None:
+    """The config check of ``method.name`` and ``method.params`` (entry point of ``weakseg.config_checks``):
+    a wrong key, type or range fails at config load, before any run folder exists."""
+    cls = METHODS.get(cfg.method.name)
+    if getattr(cls, "params_class", None) is not None:
+        parse_params(cls, cfg.method.params, cfg.method.name)

@@ -2,7 +2,7 @@
 interactive), and one way to check their values, so their errors read alike.
 
 A method declares a dataclass of its parameters and names it ``params_class``; each field is a ``param``
-with its default and a check. Config loading (``check_config``, an entry point of ``weakseg.config_checks``)
+with its default and a check. Config loading (``weakseg.methods.check_config``, an entry point of ``weakseg.config_checks``)
 parses ``method.params`` into it, so a wrong key, type or range fails before any run folder exists:
 
     @dataclass
@@ -27,7 +27,6 @@ from weakseg.registry import suggest
 
 __all__ = [
     "Params",
-    "check_config",
     "choice",
     "describe",
     "flag",
@@ -146,7 +145,7 @@ def param(default: Any = dataclasses.MISSING, check: Check | None = None, doc: s
 def parse_params(cls: type, values: dict, method: str) -> Any:
     """``method.params`` as the method's ``params_class`` instance: unknown keys (with "did you mean"), wrong
     types and values out of range raise ``ValueError`` naming ``method.params.KEY``. Runs at config load
-    (``check_config``) and again when the method is built."""
+    (``weakseg.methods.check_config``) and again when the method is built."""
     from weakseg.config.coerce import coerce
 
     pc = cls.params_class
@@ -166,15 +165,6 @@ def parse_params(cls: type, values: dict, method: str) -> Any:
             value = check(p, key, value)
         given[key] = coerce(value, hints[key], f"method.params.{key}")
     return pc(**given)  # a __post_init__ of the dataclass checks keys together
-
-
-def check_config(cfg: Any) -> None:
-    """The config check of ``method.params`` (entry point of group ``weakseg.config_checks``)."""
-    from weakseg.methods import METHODS
-
-    cls = METHODS.get(cfg.method.name)
-    if getattr(cls, "params_class", None) is not None:
-        parse_params(cls, cfg.method.params, cfg.method.name)
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:
