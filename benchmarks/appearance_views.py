@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, default_data_root
+from common import REPO, default_data_root, parent_parser
 
 from weakseg.augment.torch_backend import BatchAugment
 from weakseg.config import load_config
 from weakseg.data import build_datasets
-from weakseg.engine.viz import save_image_grid, scaled_rgb
 from weakseg.keys import Keys
+from weakseg.methods.pictures import save_image_grid, scaled_rgb
 
 ROWS = [
     ("gin", [{"name": "gin", "alpha": [1.0, 1.0]}]),
@@ -40,9 +40,15 @@ def _slices(root: Path, n: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--samples", type=int, default=3)
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[
+            parent_parser(
+                data_root=default_data_root(), samples=3, helps={"samples": "CT slices, one row each"}
+            )
+        ],
+    )
     args = ap.parse_args()
     ct = _slices(args.data_root / "abdominal_ct_mr" / "ct", args.samples)
     mr = _slices(args.data_root / "abdominal_ct_mr" / "mr", args.samples)

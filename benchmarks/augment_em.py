@@ -12,10 +12,8 @@ run batched on the training device (backend ``torch``). Runs live in runs/bench/
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
+from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser, parse
 
 from weakseg.config import load_config
 
@@ -55,17 +53,14 @@ def run_one(args, pipeline: str, seed: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--set", action="append", default=[], help="extra config override")
-    args = ap.parse_args()
-    if not (args.data_root / "isbi2012_em" / "train" / "images").is_dir():
-        raise SystemExit(f"{args.data_root}/isbi2012_em/train/images not found; pass --data-root")
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[parent_parser(data_root=default_data_root(), seeds=[0, 1, 2], steps=800, set=[])],
+    )
+    args = parse(ap, require="isbi2012_em/train/images")
     rows = [run_one(args, p, s) for p in PIPELINES for s in args.seeds]
-    cmd = "python benchmarks/augment_em.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "augment_em.json", {"command": cmd, "rows": rows})
+    cmd = command_line("augment_em")
     lines = [
         "| pipeline | transforms | membrane Dice, best on validation | membrane Dice, last step |",
         "|---|---|---|---|",
@@ -84,8 +79,7 @@ def main() -> None:
         f"mean ± std over seeds {args.seeds}. Validation picks the best step, so 'best' is optimistic; "
         "'last' is the plain end of training.\n\n" + "\n".join(lines) + "\n"
     )
-    update_results_md("augment_em", body)
-    print(body)
+    finish("augment_em", {"command": cmd, "rows": rows}, body)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from common import REPO, machine, update_results_md, write_json
+from common import REPO, finish, machine, parent_parser
 
 from weakseg.augment.torch_backend import BatchAugment
 from weakseg.data.intensity import ct_window
@@ -216,8 +216,8 @@ def picture(path=REPO / "docs" / "img" / "augment_torch.png") -> None:
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from weakseg.engine.viz import label_overlay
     from weakseg.fileio import atomic_write_bytes
+    from weakseg.methods.pictures import label_overlay
 
     image, label = phantom_case(0, "ct", n_slices=8, size=192)
     x = torch.from_numpy(ct_window(image[6], 40, 400))[None, None].repeat(5, 1, 1, 1)
@@ -244,10 +244,12 @@ def picture(path=REPO / "docs" / "img" / "augment_torch.png") -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        parents=[parent_parser(helps={"threads": "torch and OpenCV CPU threads"}, threads=2)],
+    )
     ap.add_argument("--repeats-2d", type=int, default=4, help="timed passes over the 2D batch of 32")
     ap.add_argument("--repeats-3d", type=int, default=3, help="timed passes over the 3D batch of 2")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--picture-only", action="store_true", help="only redraw docs/img/augment_torch.png")
     args = ap.parse_args()
     picture()
@@ -312,9 +314,6 @@ def report(results: list[dict], notes: list[str], args) -> None:
                 if same:
                     r["vs_same_form"] = r["per_s"] / max(same)
         ratios[f"{dims}d_fastest_peer"] = peer["library"] if peer else None
-    write_json(
-        REPO / "benchmarks" / "results" / "augment_speed.json", {"results": results, "notes": notes, **ratios}
-    )
     lines = [
         "## Augmentation throughput: random affine + elastic, image and mask",
         "",
@@ -339,7 +338,7 @@ def report(results: list[dict], notes: list[str], args) -> None:
             f"| {r['dims']}D | {r['library']} | {r['elastic']} | {r['per_s']:.1f} {unit}/s | {ratio} | {same} |"
         )
     lines += ["", *[f"- {n}" for n in notes]]
-    update_results_md("augment_speed", "\n".join(lines))
+    finish("augment_speed", {"results": results, "notes": notes, **ratios}, "\n".join(lines), echo=False)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Shared helpers of the benchmark scripts: data-root lookup, JSON output and docs/results.md sections."""
+"""Shared helpers of the benchmark scripts: the arguments they have in common, data-root lookup, JSON output
+and docs/results.md sections."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import re
@@ -13,17 +15,86 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_MD = REPO / "docs" / "results.md"
+RESULTS_DIR = REPO / "benchmarks" / "results"
 
 __all__ = [
     "REPO",
+    "RESULTS_DIR",
+    "command_line",
     "default_data_root",
+    "finish",
     "fit_or_reuse",
     "git_commit",
     "machine",
     "mean_std",
+    "parent_parser",
+    "parse",
+    "publish",
     "update_results_md",
     "write_json",
 ]
+
+# the arguments of two or more scripts: keyword of parent_parser -> (flag, argparse keywords, help)
+SHARED_ARGS: dict[str, tuple[str, dict, str]] = {
+    "data_root": ("--data-root", {"type": Path}, "folder of the data sets (abdominal_ct_mr/, drive/, ...)"),
+    "seeds": ("--seeds", {"type": int, "nargs": "+"}, "training seeds, one run each"),
+    "steps": ("--steps", {"type": int}, "training steps of each run"),
+    "eval_every": ("--eval-every", {"type": int}, "validation every N training steps"),
+    "size": ("--size", {"type": int}, "image size in pixels (CPU size)"),
+    "batch_size": ("--batch-size", {"type": int}, "training batch size"),
+    "threads": ("--threads", {"type": int}, "torch CPU threads"),
+    "warmup": ("--warmup", {"type": int}, "untimed warm-up steps before the timed ones"),
+    "samples": ("--samples", {"type": int}, "samples in the picture, one row each"),
+    "episodes": ("--episodes", {"type": int}, "(validation image, class) episodes"),
+    "clicks": ("--clicks", {"type": int}, "simulated clicks per episode, at most"),
+    "ngf": ("--ngf", {"type": int}, "generator filters"),
+    "gan_steps": ("--gan-steps", {"type": int}, "training steps of the GAN"),
+    "set": ("--set", {"action": "append", "metavar": "KEY=VALUE"}, "extra config override (repeatable)"),
+}
+
+
+def parent_parser(helps: dict[str, str] | None = None, **defaults) -> argparse.ArgumentParser:
+    """A parser (``add_help=False``, for ``ArgumentParser(parents=[...])``) holding the arguments of
+    ``SHARED_ARGS`` named by the keywords, in their order, each with the keyword's value as its default.
+    ``helps`` replaces the help text of some of them; every help but --set's ends with the default."""
+    helps = helps or {}
+    unknown = sorted((set(defaults) | set(helps)) - set(SHARED_ARGS))
+    if unknown:
+        raise TypeError(f"no shared benchmark argument {unknown}; choose from {sorted(SHARED_ARGS)}")
+    parser = argparse.ArgumentParser(add_help=False)
+    for key, default in defaults.items():
+        flag, kwargs, text = SHARED_ARGS[key]
+        text = helps.get(key, text)
+        if kwargs.get("action") != "append":
+            text += " (default: %(default)s)"
+        parser.add_argument(flag, default=default, help=text, **kwargs)
+    return parser
+
+
+def parse(
+    parser: argparse.ArgumentParser,
+    absolute_data_root: bool = False,
+    set_threads: bool = False,
+    require: str | None = None,
+) -> argparse.Namespace:
+    """``parser.parse_args()``, then: ``absolute_data_root`` makes --data-root absolute (one spelling of the path
+    in every config, so that runs are reused whatever the working directory); ``set_threads`` gives torch
+    --threads CPU threads; ``require`` (a folder under --data-root) exits with a message when it is missing.
+    ``absolute_data_root`` is off by default: most scripts' recorded runs hold --data-root as typed, and a
+    changed spelling would change their configs (and retrain them)."""
+    args = parser.parse_args()
+    if absolute_data_root:
+        args.data_root = args.data_root.resolve()
+    if set_threads:
+        torch.set_num_threads(args.threads)
+    if require is not None and not (args.data_root / require).is_dir():
+        raise SystemExit(f"{args.data_root}/{require} not found; pass --data-root")
+    return args
+
+
+def command_line(script: str) -> str:
+    """``python benchmarks/<script>.py`` and this process's arguments, as the JSON and the docs quote it."""
+    return f"python benchmarks/{script}.py " + " ".join(sys.argv[1:])
 
 
 def default_data_root() -> Path:
@@ -87,6 +158,23 @@ def update_results_md(section: str, body: str, path: Path = RESULTS_MD) -> None:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
+
+
+def publish(section: str, body: str, path: Path = RESULTS_MD, echo: bool = True) -> None:
+    """The ``section`` block of docs/results.md (or of ``path``) set to ``body``, which is also printed."""
+    update_results_md(section, body, path)
+    if echo:
+        print(body)
+
+
+def finish(
+    name: str, payload: dict, body: str | None = None, section: str | None = None, echo: bool = True
+) -> None:
+    """Write benchmarks/results/<name>.json (``write_json``: payload with time, machine and commit), then with
+    ``body`` the <section> (default: <name>) block of docs/results.md, printed too."""
+    write_json(RESULTS_DIR / f"{name}.json", payload)
+    if body is not None:
+        publish(section or name, body, echo=echo)
 
 
 def _normalised(cfg) -> dict:

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-from common import REPO, default_data_root, fit_or_reuse, update_results_md, write_json
+from common import REPO, command_line, default_data_root, finish, fit_or_reuse, parent_parser, parse, publish
 from demo import shrink_png
 
 from weakseg.config import Config, DataConfig, load_config
@@ -261,30 +260,39 @@ def table(direction: str, rows: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--ngf", type=int, default=16, help="generator filters (CycleGAN: 64)")
-    ap.add_argument("--gan-steps", type=int, default=2500)
-    ap.add_argument("--gan-eval-every", type=int, default=500)
-    ap.add_argument("--sup-steps", type=int, default=1500)
-    ap.add_argument("--eval-every", type=int, default=250)
+    shared = parent_parser(
+        data_root=default_data_root(),
+        size=128,
+        ngf=16,
+        gan_steps=2500,
+        eval_every=250,
+        seeds=[0, 1, 2],
+        set=[],
+        helps={
+            "size": "slices resized to SIZE x SIZE",
+            "ngf": "generator filters (CycleGAN: 64)",
+            "gan_steps": "training steps of each GAN run",
+            "eval_every": "validation every N steps of the U-Net runs",
+            "seeds": "seeds of rows (e)-(h)",
+            "set": "extra override for every run",
+        },
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument(
+        "--gan-eval-every", type=int, default=500, help="validation every N steps of the GAN runs"
+    )
+    ap.add_argument("--sup-steps", type=int, default=1500, help="training steps of each U-Net run")
     ap.add_argument("--seed", type=int, default=0, help="seed of rows (a)-(d)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of rows (e)-(h)")
     ap.add_argument("--round-steps", type=int, default=500, help="self-training: steps per teacher round")
     ap.add_argument("--parts", nargs="+", choices=PARTS, help="train only these runs (no table)")
-    ap.add_argument("--set", action="append", default=[], help="extra override for every run")
-    args = ap.parse_args()
-    if not (args.data_root / "abdominal_ct_mr" / "mr" / "images").is_dir():
-        raise SystemExit(f"{args.data_root}/abdominal_ct_mr/mr/images not found; pass --data-root")
+    args = parse(ap, require="abdominal_ct_mr/mr/images")
     results = run(args)
     if results is None:
         return
-    cmd = "python benchmarks/ct2mr.py " + " ".join(sys.argv[1:])
-    write_json(
-        REPO / "benchmarks" / "results" / "ct2mr.json",
-        {"command": cmd, "summary": summary(results), "results": results},
-    )
+    cmd = command_line("ct2mr")
+    finish("ct2mr", {"command": cmd, "summary": summary(results), "results": results})
     grids = []
     for name in ("cyclegan", "joint_ct2mr", "joint_mr2ct"):
         pics = sorted((OUT / name).glob("translation_step*.png"))
@@ -308,8 +316,7 @@ def main() -> None:
         + "\n\nTranslation grids at the end of training (real -> translated -> reconstructed, with the "
         "segmenter's output on the target modality):\n\n" + "\n".join(grids) + "\n"
     )
-    update_results_md("ct2mr", body)
-    print(body)
+    publish("ct2mr", body)
 
 
 if __name__ == "__main__":

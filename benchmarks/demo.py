@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, update_results_md, write_json
+from common import REPO, finish
 from PIL import Image
 
 
@@ -47,16 +47,13 @@ def record_adapt(out: str, seconds: float) -> None:
     run_dir = Path(re.search(r"^run folder: (\S+)", out, re.M).group(1))
     grids = sorted((run_dir / "joint").glob("translation_step*.png"))
     shrink_png(grids[-1], REPO / "docs" / "img" / "demo_adapt_translation.png", width=560)
-    write_json(
-        REPO / "benchmarks" / "results" / "demo_adapt.json",
-        {
-            "command": "python benchmarks/demo.py --adapt",
-            "seconds": seconds,
-            "mr_dice_no_adaptation": before,
-            "mr_dice_joint": after,
-            "stdout_tail": out[-1500:],
-        },
-    )
+    payload = {
+        "command": "python benchmarks/demo.py --adapt",
+        "seconds": seconds,
+        "mr_dice_no_adaptation": before,
+        "mr_dice_joint": after,
+        "stdout_tail": out[-1500:],
+    }
     body = (
         "## `weakseg demo --adapt` (CT phantoms with labels -> MR phantoms without)\n\n"
         "Command: `python benchmarks/demo.py --adapt` (runs `weakseg demo --adapt`; JSON: "
@@ -65,13 +62,17 @@ def record_adapt(out: str, seconds: float) -> None:
         f"(selected on CT validation) **{before:.3f}**; joint CycleGAN + U-Net (last checkpoint, no MR labels "
         f"used) **{after:.3f}**.\n\n![demo --adapt translation grid](img/demo_adapt_translation.png)\n"
     )
-    update_results_md("demo_adapt", body)
-    print(body)
+    finish("demo_adapt", payload, body)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "runs" / "bench",
+        help="parent folder of the demo run (weakseg demo --out)",
+    )
     ap.add_argument("--adapt", action="store_true", help="time weakseg demo --adapt instead")
     args = ap.parse_args()
     out, seconds = run_demo(args.out, ["--adapt"] if args.adapt else [])
@@ -87,16 +88,13 @@ def main() -> None:
     img = REPO / "docs" / "img"
     shrink_png(run_dir / "curves.png", img / "demo_curves.png")
     shrink_png(overlays[-1], img / "demo_overlay.png", width=420)
-    write_json(
-        REPO / "benchmarks" / "results" / "demo.json",
-        {
-            "command": "python benchmarks/demo.py",
-            "seconds": seconds,
-            "mean_dice": mean,
-            "dice": per_class,
-            "stdout_tail": out[-1500:],
-        },
-    )
+    payload = {
+        "command": "python benchmarks/demo.py",
+        "seconds": seconds,
+        "mean_dice": mean,
+        "dice": per_class,
+        "stdout_tail": out[-1500:],
+    }
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in per_class.items())
     body = (
         "## `weakseg demo` (built-in CT phantoms, 2D U-Net)\n\n"
@@ -106,8 +104,7 @@ def main() -> None:
         "| class | Dice |\n|---|---|\n" + rows + "\n\n"
         "![demo curves](img/demo_curves.png) ![demo overlay](img/demo_overlay.png)\n"
     )
-    update_results_md("demo", body)
-    print(body)
+    finish("demo", payload, body)
 
 
 if __name__ == "__main__":

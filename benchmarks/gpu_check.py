@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import torch
+from common import REPO, parent_parser, update_results_md
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # weakseg without an install (the device machine)
 
 from weakseg.config import load_config  # noqa: E402
 from weakseg.engine.trainer import Trainer  # noqa: E402
@@ -165,13 +165,26 @@ def augment_throughput(args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="auto")
+    shared = parent_parser(
+        warmup=20,
+        steps=60,
+        helps={
+            "warmup": "untimed steps of each case first (compile, cuDNN autotune, loader start-up)",
+            "steps": "timed training steps of each case",
+        },
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument("--device", default="auto", help="training device: auto, cuda or cpu")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CPU dry run)")
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--cases", nargs="+", help="only these cases")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gpu_check.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "gpu_check.json",
+        help="the JSON written",
+    )
     ap.add_argument("--results-md", action="store_true", help="also write the docs/results.md section")
     args = ap.parse_args()
     if args.quick:
@@ -193,9 +206,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if args.results_md:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from common import update_results_md
-
         rows = ["| case | steps/s | samples/s | peak memory (GiB) |", "|---|---|---|---|"]
         for name, r in results["cases"].items():
             if "error" in r:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 from pathlib import Path
 
 import numpy as np
-from common import REPO, default_data_root, fit_or_reuse, update_results_md, write_json
+from common import REPO, command_line, default_data_root, finish, fit_or_reuse, parent_parser, publish
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
@@ -77,7 +76,7 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from weakseg.engine.viz import save_figure
+    from weakseg.methods.pictures import save_figure
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
     for ax, (task, per_method) in zip(axes[0], curves.items()):
@@ -95,19 +94,31 @@ def main() -> None:
     from weakseg.api import load_trained
     from weakseg.interactive.evaluate import click_curves, grabcut_refine, noc, refine_runner
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--tasks", nargs="+", default=["ct", "drive"], choices=["ct", "drive"])
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--first-steps", type=int, default=1000)
-    ap.add_argument("--refine-steps", type=int, default=1000)
-    ap.add_argument("--train-clicks", type=int, default=5)
-    ap.add_argument("--distance", default="geodesic", choices=["geodesic", "euclidean"])
+    shared = parent_parser(
+        data_root=default_data_root(),
+        size=128,
+        episodes=100,
+        clicks=10,
+        helps={"size": "CT slices resized to SIZE, DRIVE crops of SIZE", "episodes": "episodes per task"},
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument(
+        "--tasks", nargs="+", default=["ct", "drive"], choices=["ct", "drive"], help="tasks to run"
+    )
+    ap.add_argument("--first-steps", type=int, default=1000, help="training steps of the first network")
+    ap.add_argument("--refine-steps", type=int, default=1000, help="training steps of the refine network")
+    ap.add_argument("--train-clicks", type=int, default=5, help="most simulated clicks in training")
+    ap.add_argument(
+        "--distance",
+        default="geodesic",
+        choices=["geodesic", "euclidean"],
+        help="click maps of the refine network",
+    )
     ap.add_argument(
         "--corrupt-prior", type=float, default=0.5, help="share of training priors corrupted (method.params)"
     )
-    ap.add_argument("--episodes", type=int, default=100)
-    ap.add_argument("--clicks", type=int, default=10)
     args = ap.parse_args()
     results, curves = {}, {}
     for task in args.tasks:
@@ -131,8 +142,8 @@ def main() -> None:
             }
             for name, c in curves[task].items()
         }
-    cmd = "python benchmarks/interactive.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "interactive.json", {"command": cmd, "results": results})
+    cmd = command_line("interactive")
+    finish("interactive", {"command": cmd, "results": results})
     plot(curves, REPO / "docs" / "img" / "interactive_clicks.png")
     marks = [0, 1, 3, 5, args.clicks]
     lines = [
@@ -154,8 +165,7 @@ def main() -> None:
         + "\n".join(lines)
         + "\n\n![Dice against clicks](img/interactive_clicks.png)\n"
     )
-    update_results_md("interactive", body)
-    print(body)
+    publish("interactive", body)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, fit_or_reuse, machine, update_results_md, write_json
+from common import REPO, command_line, finish, fit_or_reuse, machine, parent_parser
 
 from weakseg.api import evaluate
 from weakseg.config import load_config
@@ -26,7 +26,7 @@ def _peak_rss_mb(checkpoint: str, shape: tuple[int, ...], roi: int | None, stitc
 import resource, torch
 from weakseg.api import load_trained
 from weakseg.config import InferConfig
-from weakseg.engine.evaluate import predict_logits
+from weakseg.methods.infer import predict_logits
 torch.set_num_threads(1)
 cfg, method, dev = load_trained({checkpoint!r}, device="cpu")
 x = torch.randn(1, 1, *{shape!r})
@@ -40,11 +40,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=96)
-    ap.add_argument("--slices", type=int, default=48)
-    ap.add_argument("--patch", type=int, default=48)
-    ap.add_argument("--steps", type=int, default=600)
+    shared = parent_parser(
+        size=96, steps=600, helps={"size": "in-plane size of the phantom volumes (voxels)"}
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument("--slices", type=int, default=48, help="slices of each phantom volume")
+    ap.add_argument("--patch", type=int, default=48, help="training patches and sliding windows of PATCH^3")
     args = ap.parse_args()
     p = args.patch
     cfg = load_config(
@@ -79,10 +82,7 @@ def main() -> None:
         "sliding_window_mb": _peak_rss_mb(str(run_dir / "best.pt"), big, p, 0.0),
         "volume": list(big),
     }
-    cmd = "python benchmarks/phantom3d.py " + " ".join(sys.argv[1:])
-    write_json(
-        REPO / "benchmarks" / "results" / "phantom3d.json", {"command": cmd, "minutes": minutes, "summary": s}
-    )
+    cmd = command_line("phantom3d")
     organs = ["liver", "right_kidney", "left_kidney", "spleen"]
     body = (
         "## 3D U-Net on 3D phantoms (patches + sliding-window evaluation)\n\n"
@@ -96,8 +96,7 @@ def main() -> None:
         f"volume at once {memory['whole_volume_mb']:.0f} MB; sliding windows of {p}^3 (1 at a time, stitched in "
         f"CPU memory) {memory['sliding_window_mb']:.0f} MB.\n"
     )
-    update_results_md("phantom3d", body)
-    print(body)
+    finish("phantom3d", {"command": cmd, "minutes": minutes, "summary": s}, body)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ MONAI U-Net). Model selection on validation mean Dice. Runs live in runs/bench/p
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
+from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser
 
 from weakseg.config import Config, load_config
 
@@ -80,22 +78,27 @@ def run_one(args, task: str, model: str, seed: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument(
-        "--size", type=int, default=0, help="CPU-sized runs: CT slices resized to SIZE, DRIVE crops of SIZE"
+    shared = parent_parser(
+        data_root=default_data_root(),
+        seeds=[0, 1, 2],
+        steps=1500,
+        eval_every=250,
+        size=0,
+        batch_size=8,
+        set=[],
+        helps={
+            "size": "CPU-sized runs: CT slices resized to SIZE, DRIVE crops of SIZE; 0: the task configs' sizes",
+            "batch_size": "batch size with --size",
+        },
     )
-    ap.add_argument("--batch-size", type=int, default=8, help="batch size with --size")
-    ap.add_argument("--set", action="append", default=[], help="extra config override")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS), help="tasks to run")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to train")
     args = ap.parse_args()
     rows = [run_one(args, t, m, s) for t in args.tasks for m in args.models for s in args.seeds]
-    cmd = "python benchmarks/pretrained.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "pretrained.json", {"command": cmd, "rows": rows})
+    cmd = command_line("pretrained")
     lines = ["| task | " + " | ".join(args.models) + " |", "|---|" + "---|" * len(args.models)]
     for t in args.tasks:
         cells = [
@@ -120,8 +123,7 @@ def main() -> None:
         "from random init with one LR; unet = the core MONAI U-Net with its task config's optimizer "
         "(lr 2e-3). Learning rates were not tuned per model.\n\n" + "\n".join(lines) + "\n"
     )
-    update_results_md("pretrained", body)
-    print(body)
+    finish("pretrained", {"command": cmd, "rows": rows}, body)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,21 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from pathlib import Path
 
 import torch
-from common import REPO, default_data_root, fit_or_reuse, git_commit, mean_std, update_results_md, write_json
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    git_commit,
+    mean_std,
+    parent_parser,
+    parse,
+    update_results_md,
+)
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
@@ -234,28 +244,32 @@ def gains(rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
+    shared = parent_parser(
+        data_root=default_data_root(),
+        steps=2000,
+        eval_every=200,
+        size=128,
+        batch_size=8,
+        set=[],
+        threads=1,
+        helps={
+            "size": "CT slices resized to SIZE, DRIVE crops of SIZE",
+            "batch_size": "labeled and unlabeled samples per batch",
+            "threads": "torch CPU threads (the recorded rows: 1; another count changes the float sums, so the numbers)",
+        },
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
     ap.add_argument("--plan", nargs="+", default=DEFAULT_PLAN, help="TASK:NETWORK:METHODS:SEEDS entries")
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--size", type=int, default=128, help="CT slices resized to SIZE, DRIVE crops of SIZE")
-    ap.add_argument("--batch-size", type=int, default=8, help="labeled and unlabeled samples per batch")
     ap.add_argument("--hung-ndf", type=int, default=32, help="filters of Hung's discriminator (paper: 64)")
-    ap.add_argument("--set", action="append", default=[], help="extra config override")
     ap.add_argument("--no-write", action="store_true", help="train/reuse only; leave the JSON and docs alone")
     ap.add_argument(
         "--runs-dir", type=Path, default=REPO / "runs" / "bench" / "semi",
         help="run folders (reused when finished with the same config, resumed when not); keep them outside the "
         "checkout to carry them between sessions",
     )  # fmt: skip
-    ap.add_argument(
-        "--threads", type=int, default=1,
-        help="torch CPU threads (the recorded rows: 1; another count changes the float sums, so the numbers)",
-    )  # fmt: skip
-    args = ap.parse_args()
-    args.data_root = args.data_root.resolve()  # one spelling of the path in every config: runs are reused
-    torch.set_num_threads(args.threads)
+    args = parse(ap, absolute_data_root=True, set_threads=True)
     rows: list[dict] = []
     for task, net, methods, seeds in _parse_plan(args.plan):
         methods = [x for m in methods for x in (best_new(rows) if m == "BEST" else [m])]
@@ -264,11 +278,7 @@ def main() -> None:
     if args.no_write:
         return
     commit = git_commit()
-    cmd = "python benchmarks/semi.py " + " ".join(sys.argv[1:])
-    write_json(
-        REPO / "benchmarks" / "results" / "semi.json",
-        {"command": cmd, "summary": summary(rows), "rows": rows},
-    )
+    cmd = command_line("semi")
     body = (
         "## Semi-supervised: weak-strong consistency, CPS, copy-paste and the older methods\n\n"
         f"Command: `{cmd}` at commit `{commit[:10]}` (JSON: `benchmarks/results/semi.json`). Validation mean "
@@ -283,7 +293,6 @@ def main() -> None:
         + "\n".join(table(rows, "last_dice"))
         + "\n"
     )
-    update_results_md("semi", body)
     guide = (
         f"`{cmd}` (commit `{commit[:10]}`; the same tables in [results.md](results.md)). Best validation Dice, "
         f"mean ± std over seeds; {args.steps} steps, {args.size} px, batch {args.batch_size} + {args.batch_size}.\n\n"
@@ -294,8 +303,8 @@ def main() -> None:
         + plateau(rows)
         + ".\n"
     )
+    finish("semi", {"command": cmd, "summary": summary(rows), "rows": rows}, body)
     update_results_md("semi-table", guide, REPO / "docs" / "semi.md")
-    print(body)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO
+from common import REPO, parent_parser
 
 from weakseg.api import load_trained
 from weakseg.augment import build_augmentation
 from weakseg.data import build_datasets
 from weakseg.engine.streams import BatchStream
-from weakseg.engine.viz import label_overlay, save_image_grid, scaled_rgb
 from weakseg.keys import Keys
 from weakseg.methods.base import StepContext
 from weakseg.methods.consistency import step_generator
+from weakseg.methods.pictures import label_overlay, save_image_grid, scaled_rgb
 
 
 def _unconfident(image: np.ndarray, confident: np.ndarray) -> np.ndarray:
@@ -34,10 +34,15 @@ def _unconfident(image: np.ndarray, confident: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[parent_parser(samples=4, helps={"samples": "unlabeled CT slices, one row each"})],
+    )
     default = REPO / "runs" / "bench" / "semi" / "ct2_unet_fixmatch_s0" / "best.pt"
-    ap.add_argument("--checkpoint", type=Path, default=default)
-    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument(
+        "--checkpoint", type=Path, default=default, help="a fixmatch or unimatch run's checkpoint"
+    )
     args = ap.parse_args()
     if not args.checkpoint.is_file():
         raise SystemExit(

@@ -21,16 +21,23 @@ import base64
 import copy
 import io
 import json
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, default_data_root, fit_or_reuse, machine, update_results_md, write_json
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    machine,
+    parent_parser,
+    publish,
+)
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
@@ -149,13 +156,23 @@ def measure(args, session, val) -> dict[str, list[float]]:
 def main() -> None:
     from weakseg.interactive.server import SegmentationSession
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--steps", type=int, default=100, help="training steps of each network")
-    ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--clicks", type=int, default=10)
-    ap.add_argument("--box-clicks", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    shared = parent_parser(
+        data_root=default_data_root(),
+        steps=100,
+        episodes=20,
+        clicks=10,
+        threads=torch.get_num_threads(),
+        helps={
+            "steps": "training steps of each network",
+            "threads": "torch CPU threads while serving (training runs with the default)",
+        },
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument(
+        "--box-clicks", type=int, default=3, help="clicks added to the box for fine-tuning, at most"
+    )
     args = ap.parse_args()
     cfgs = configs(args)
     for name, cfg in cfgs.items():
@@ -169,8 +186,8 @@ def main() -> None:
     val = build_datasets(cfgs["first"].data)["val"]
     times = measure(args, session, val)
     stats = {k: _stats(v) for k, v in times.items() if v}
-    cmd = "python benchmarks/serve_latency.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "serve_latency.json", {"command": cmd, "stats": stats})
+    cmd = command_line("serve_latency")
+    finish("serve_latency", {"command": cmd, "stats": stats})
     labels = {
         "refine_first": "first result of a slice (first network + refine network, no click)",
         "refine": "a click (geodesic maps of all clicks + refine network)",
@@ -196,8 +213,7 @@ def main() -> None:
         + "\n".join(lines)
         + f"\n\nRefine click (HTTP included) / GrabCut (no HTTP) median: {ratio:.2f}x.\n"
     )
-    update_results_md("serve_latency", body)
-    print(body)
+    publish("serve_latency", body)
 
 
 if __name__ == "__main__":

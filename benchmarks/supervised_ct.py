@@ -10,9 +10,8 @@ resumed (``--resume`` semantics), so the script can be continued in a later sess
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
+from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser, parse
 
 from weakseg.api import evaluate
 from weakseg.config import load_config
@@ -75,21 +74,28 @@ def table(rows: list[dict], key: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25, 0.1])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--steps", type=int, default=2000, help="training steps at fractions >= 50%%")
+    shared = parent_parser(
+        data_root=default_data_root(),
+        seeds=[0],
+        steps=2000,
+        eval_every=250,
+        set=[],
+        helps={"seeds": "seeds, each also the split seed", "steps": "training steps at fractions >= 50%%"},
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.25, 0.1],
+        help="labeled fractions of the training patients",
+    )
     ap.add_argument("--steps-low", type=int, default=1000, help="training steps at smaller fractions")
-    ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--set", action="append", default=[], help="extra config override")
-    args = ap.parse_args()
-    if not (args.data_root / "abdominal_ct_mr" / "ct" / "images").is_dir():
-        raise SystemExit(f"{args.data_root}/abdominal_ct_mr/ct/images not found; pass --data-root")
+    args = parse(ap, require="abdominal_ct_mr/ct/images")
     rows = [run_one(args, f, s) for f in args.fractions for s in args.seeds]
-    out = REPO / "benchmarks" / "results" / "supervised_ct.json"
-    write_json(out, {"command": "python benchmarks/supervised_ct.py " + " ".join(_argv()), "rows": rows})
-    cmd = "python benchmarks/supervised_ct.py " + " ".join(_argv())
+    cmd = command_line("supervised_ct")
     body = (
         "## Supervised 2D U-Net on abdominal CT, and on MR without adaptation\n\n"
         f"Command: `{cmd}` (JSON: `benchmarks/results/supervised_ct.json`).\n"
@@ -101,14 +107,7 @@ def main() -> None:
         + table(rows, "mr_no_adaptation")
         + "\n"
     )
-    update_results_md("supervised_ct", body)
-    print(body)
-
-
-def _argv() -> list[str]:
-    import sys
-
-    return sys.argv[1:]
+    finish("supervised_ct", {"command": cmd, "rows": rows}, body)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,10 @@ import argparse
 import copy
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
-from common import REPO, default_data_root, fit_or_reuse, mean_std, update_results_md, write_json
+from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser
 from PIL import Image
 
 from weakseg.config import Config, load_config
@@ -153,25 +152,39 @@ def run_task(args, task: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=default_data_root())
-    ap.add_argument("--tasks", nargs="+", default=["drive", "ct"], choices=["drive", "ct"])
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--ngf", type=int, default=32, help="generator filters (pix2pix: 64)")
-    ap.add_argument("--gan-steps", type=int, default=1200)
+    shared = parent_parser(
+        data_root=default_data_root(),
+        size=128,
+        ngf=32,
+        gan_steps=1200,
+        eval_every=100,
+        batch_size=8,
+        seeds=[0, 1, 2],
+        helps={
+            "size": "DRIVE crops and CT slices of SIZE x SIZE",
+            "ngf": "generator filters (pix2pix: 64)",
+            "eval_every": "validation every N steps of the segmenters",
+            "batch_size": "batch size of the segmenters",
+            "seeds": "segmenter seeds (one GAN per task)",
+        },
+    )
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument(
+        "--tasks", nargs="+", default=["drive", "ct"], choices=["drive", "ct"], help="tasks to run"
+    )
     ap.add_argument("--gan-batch-size", type=int, default=8, help="also the label GAN's batch-norm batch")
     ap.add_argument("--n", type=int, default=200, help="synthetic pairs per task")
-    ap.add_argument("--drive-labeled", type=int, default=4)
-    ap.add_argument("--ct-labeled", type=int, default=2)
-    ap.add_argument("--seg-steps", type=int, default=600)
-    ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--auth-steps", type=int, default=300)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--drive-labeled", type=int, default=4, help="labeled real DRIVE images")
+    ap.add_argument("--ct-labeled", type=int, default=2, help="labeled real CT patients")
+    ap.add_argument("--seg-steps", type=int, default=600, help="training steps of each segmenter")
+    ap.add_argument(
+        "--auth-steps", type=int, default=300, help="training steps of the authenticity classifier"
+    )
     args = ap.parse_args()
     results = {task: run_task(args, task) for task in args.tasks}
-    cmd = "python benchmarks/synth.py " + " ".join(sys.argv[1:])
-    write_json(REPO / "benchmarks" / "results" / "synth.json", {"command": cmd, "results": results})
+    cmd = command_line("synth")
     lines = [
         "| task (real labeled cases) | authenticity accuracy / AUC | real only | synthetic only | real + synthetic |",
         "|---|---|---|---|---|",
@@ -202,8 +215,7 @@ def main() -> None:
         + pictures
         + "\n"
     )
-    update_results_md("synth", body)
-    print(body)
+    finish("synth", {"command": cmd, "results": results}, body)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from common import REPO, machine, update_results_md, write_json
+from common import REPO, command_line, finish, machine, parent_parser
 from torch.utils.data import DataLoader
 
 from weakseg.config import load_config
@@ -28,14 +27,13 @@ from weakseg.engine.schedules import build_scheduler
 from weakseg.engine.trainer import Trainer, seed_everything
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
-from weakseg.methods.base import make_optimizer
-from weakseg.methods.supervised import build_segmenter
+from weakseg.methods.base import BuildContext, make_optimizer
 
 
 def bare_loop(cfg, dataset, steps: int, warmup: int) -> float:
     """Steps/s of a plain PyTorch training loop."""
     seed_everything(cfg.train.seed)
-    net = build_segmenter(cfg)
+    net = BuildContext.from_config(cfg).segmenter()
     loss_fn = build_loss(cfg.loss, cfg.data.num_classes)
     opt = make_optimizer(net.parameters(), cfg.optim)
     sched = build_scheduler(opt, cfg.train.max_steps, cfg.optim)
@@ -70,10 +68,11 @@ def trainer_loop(cfg, steps: int, warmup: int, root: Path, i: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=3)
+    shared = parent_parser(steps=150, warmup=10, helps={"steps": "timed steps of each round"})
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of each loop")
     args = ap.parse_args()
     cfg = load_config(
         REPO / "configs" / "demo.yaml",
@@ -89,11 +88,8 @@ def main() -> None:
             ours.append(trainer_loop(cfg, args.steps, args.warmup, Path(tmp), i))
             print(f"round {i}: bare {bare[-1]:.2f} steps/s, trainer {ours[-1]:.2f} steps/s", flush=True)
     ratio = statistics.median(ours) / statistics.median(bare)
-    cmd = "python benchmarks/trainer_overhead.py " + " ".join(sys.argv[1:])
-    write_json(
-        REPO / "benchmarks" / "results" / "trainer_overhead.json",
-        {"command": cmd, "bare_steps_per_s": bare, "trainer_steps_per_s": ours, "ratio": ratio},
-    )
+    cmd = command_line("trainer_overhead")
+    payload = {"command": cmd, "bare_steps_per_s": bare, "trainer_steps_per_s": ours, "ratio": ratio}
     body = (
         "## Trainer overhead: `Trainer.fit` vs a bare PyTorch loop\n\n"
         f"Command: `{cmd}` (JSON: `benchmarks/results/trainer_overhead.json`); {machine()}. configs/demo.yaml "
@@ -104,8 +100,7 @@ def main() -> None:
         f"| weakseg Trainer | {statistics.median(ours):.2f} | {', '.join(f'{v:.2f}' for v in ours)} |\n\n"
         f"Ratio trainer / bare: **{ratio:.3f}** (target >= 0.95).\n"
     )
-    update_results_md("trainer_overhead", body)
-    print(body)
+    finish("trainer_overhead", payload, body)
 
 
 if __name__ == "__main__":
