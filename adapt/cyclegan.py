@@ -30,27 +30,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import chain
-from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.optim import Adam, Optimizer
+from torch.optim import Optimizer
 
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
-from weakseg.losses.gan import GANLoss, ImagePool
-from weakseg.methods.base import Method, StepContext, make_optimizer
-from weakseg.methods.gan_steps import (
-    GeneratorOutput,
-    Judge,
-    adversarial_loss,
-    from_gan_range,
-    gan_update,
-    to_gan_range,
-)
+from weakseg.losses.gan import ImagePool
+from weakseg.methods.base import StepContext, make_optimizer
+from weakseg.methods.common import float_logits, main_output
+from weakseg.methods.gan_base import GANMethod, picture_samples
+from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
 from weakseg.methods.params import Params
 from weakseg.methods.supervised import build_segmenter
 from weakseg.nets import build_discriminator, build_network, pad_to_divisor
@@ -82,8 +76,12 @@ def _domains(cfg: Config, domains: Sequence[str] | None) -> tuple[str, str]:
     return domains[0], domains[1]
 
 
-class CycleGAN(Method):
+class CycleGAN(GANMethod):
     streams = ("source", "target")
+    picture_stem = "translation"
+    # the image pools go into checkpoints, so a resumed run draws the same past fakes
+    get_extra_state = GANMethod.pool_state
+    set_extra_state = GANMethod.load_pool_state
 
     def __init__(
         self,
@@ -118,19 +116,18 @@ class CycleGAN(Method):
                 'method "cyclegan" is 2D: set data.slice_axis (and target.slice_axis) to slice volumes'
             )
         _P.check(generator in GENERATORS, "generator", " | ".join(GENERATORS), generator)
-        _P.check(gan_mode in ("lsgan", "vanilla"), "gan_mode", "lsgan | vanilla", gan_mode)
+        beta1 = _P.number("beta1", beta1)
+        _P.check(beta1 < 1.0, "beta1", "in [0, 1)", beta1)
+        self.init_gan(_P, gan_mode, lr, (beta1, 0.999), image_range)
         for key, value in dict(ngf=ngf, ndf=ndf, n_layers_d=n_layers_d, unet_downs=unet_downs).items():
             _P.integer(key, value, 1, "an int")
         _P.integer("pool_size", pool_size, 0, "an int")
         for key, value in {"segment": segment, "seg_on_real_source": seg_on_real_source}.items():
             _P.check(isinstance(value, bool), key, "true or false", value)
-        self.lo, self.hi = _P.image_range(image_range)
         self.lambda_cycle = _P.number("lambda_cycle", lambda_cycle)
         self.lambda_identity = _P.number("lambda_identity", lambda_identity)
         self.lambda_seg = _P.number("lambda_seg", lambda_seg)
         self.shape_consistency = _P.number("shape_consistency", shape_consistency)
-        self.lr, self.beta1 = _P.number("lr", lr, 1e-12), _P.number("beta1", beta1)
-        _P.check(self.beta1 < 1.0, "beta1", "in [0, 1)", beta1)
         if not segment and (seg_on_real_source or self.shape_consistency):
             raise ValueError(f"{_WHERE}: seg_on_real_source and shape_consistency need segment: true")
         if self.shape_consistency and not seg_on_real_source:
@@ -149,7 +146,6 @@ class CycleGAN(Method):
         self.g_ts = build_network(name, 2, channels, channels, ngf=ngf, **params)
         self.d_t = build_discriminator("patchgan", channels, ndf=ndf, n_layers=n_layers_d)
         self.d_s = build_discriminator("patchgan", channels, ndf=ndf, n_layers=n_layers_d)
-        self.gan_loss = GANLoss(gan_mode)
         self.pool_t, self.pool_s = ImagePool(pool_size), ImagePool(pool_size)
         self.predicts = segment
         self.seg_on_real_source = seg_on_real_source
@@ -160,11 +156,7 @@ class CycleGAN(Method):
 
     # ------------------------------------------------------------------ the contract
     def configure_optimizers(self) -> dict[str, Optimizer]:
-        betas = (self.beta1, 0.999)
-        opts = {
-            "G": Adam(chain(self.g_st.parameters(), self.g_ts.parameters()), lr=self.lr, betas=betas),
-            "D": Adam(chain(self.d_t.parameters(), self.d_s.parameters()), lr=self.lr, betas=betas),
-        }
+        opts = {"G": self.adam(self.g_st, self.g_ts), "D": self.adam(self.d_t, self.d_s)}
         if self.predicts:
             opts["seg"] = make_optimizer(self.seg.parameters(), self.optim_cfg)
         return opts
@@ -172,7 +164,7 @@ class CycleGAN(Method):
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         s, t = self.source_name, self.target_name
         image_s, image_t = batch["source"][Keys.IMAGE], batch["target"][Keys.IMAGE]
-        real_s, real_t = self._to_gan(image_s), self._to_gan(image_t)
+        real_s, real_t = self.to_gan(image_s), self.to_gan(image_t)
         if self.predicts and hasattr(self.seg_loss, "update"):
             self.seg_loss.update(step, ctx.max_steps)
 
@@ -200,13 +192,15 @@ class CycleGAN(Method):
     def _seg_terms(self, batch: dict[str, dict], fake_t: Tensor, fake_s: Tensor) -> dict[str, Tensor]:
         """Segmentation terms of the G step (the segmenter sees images in the data range)."""
         label = batch["source"][Keys.LABEL]
-        terms = {"seg_fake": self.lambda_seg * self.seg_loss(_float(self.seg(self._from_gan(fake_t))), label)}
+        terms = {
+            "seg_fake": self.lambda_seg * self.seg_loss(float_logits(self.seg(self.from_gan(fake_t))), label)
+        }
         if self.seg_on_real_source:
-            logits = _float(self.seg(batch["source"][Keys.IMAGE]))
+            logits = float_logits(self.seg(batch["source"][Keys.IMAGE]))
             terms["seg_real"] = self.lambda_seg * self.seg_loss(logits, label)
         if self.shape_consistency:
-            p_t = _main(self.seg(batch["target"][Keys.IMAGE])).float().softmax(1)
-            p_ts = _main(self.seg(self._from_gan(fake_s))).float().softmax(1)
+            p_t = main_output(self.seg(batch["target"][Keys.IMAGE])).float().softmax(1)
+            p_ts = main_output(self.seg(self.from_gan(fake_s))).float().softmax(1)
             terms["shape"] = self.shape_consistency * F.mse_loss(p_t, p_ts)
         return terms
 
@@ -241,33 +235,29 @@ class CycleGAN(Method):
                 f"translate expects a batch (B, C, H, W) of 2D images, got shape {tuple(image.shape)}"
             )
         padded, crop = pad_to_divisor(image, unwrap(generator).size_divisor, mode="replicate")
-        return self._from_gan(generator(self._to_gan(padded)))[crop].clamp(self.lo, self.hi)
+        return self.from_gan(generator(self.to_gan(padded)))[crop].clamp(self.lo, self.hi)
 
-    @torch.no_grad()
-    def save_pictures(self, datasets: dict, run_dir: Path, step: int, n: int = 3) -> list[Path]:
-        """``translation_step<N>.png``: rows real source -> fake target -> reconstructed source (-> the
-        segmenter on the fake target), then real target -> fake source -> reconstructed target (-> the segmenter
-        on the real target, what is evaluated), for ``n`` fixed slices of each domain (source validation,
-        target validation when present)."""
+    def picture_caption(self) -> str:
+        return f"{self.source_name} <-> {self.target_name}"
+
+    def picture_rows(self, datasets: dict, n: int = 3) -> list[list[tuple[str, Any]]]:
+        """Rows real source -> fake target -> reconstructed source (-> the segmenter on the fake target), then
+        real target -> fake source -> reconstructed target (-> the segmenter on the real target, what is
+        evaluated), for ``n`` fixed slices of each domain (source validation, target validation when
+        present); saved as ``translation_step<N>.png``."""
         from weakseg.methods.infer import predict_logits
-        from weakseg.methods.pictures import label_overlay, save_image_grid, scaled_rgb
+        from weakseg.methods.pictures import label_overlay
 
         s, t = self.source_name, self.target_name
         rows = []
-        was_training = self.training
-        self.eval()
         device = next(self.g_st.parameters()).device
         for a, b, names in ((s, t, ("source_val", "source")), (t, s, ("val", "target"))):
-            data = next((datasets[k] for k in names if k in datasets and len(datasets[k])), None)
-            if data is None:
-                continue
-            picks = sorted({round(i * (len(data) - 1) / max(1, n - 1)) for i in range(n)})
-            for i in picks:
-                real = data[i][Keys.IMAGE][None].to(device)
+            for sample in picture_samples(datasets, names, n):
+                real = sample[Keys.IMAGE][None].to(device)
                 fake = self.translate(real, f"{a}2{b}")
                 rec = self.translate(fake, f"{b}2{a}")
                 panels = [(f"real {a}", real), (f"fake {b}", fake), (f"reconstructed {a}", rec)]
-                row = [(name, scaled_rgb(x[0].float().cpu().numpy(), self.lo, self.hi)) for name, x in panels]
+                row = [(name, self.rgb(x[0].float().cpu().numpy())) for name, x in panels]
                 if self.predicts:
                     shown = fake if a == s else real  # the segmenter works on target-modality images
                     label = predict_logits(self, shown).argmax(1)[0].cpu().numpy()
@@ -278,44 +268,13 @@ class CycleGAN(Method):
                         )
                     )
                 rows.append(row)
-        self.train(was_training)
-        if not rows:
-            return []
-        path = run_dir / f"translation_step{step:06d}.png"
-        save_image_grid(rows, path, f"step {step}: {s} <-> {t}")
-        return [path]
+        return rows
 
     @property
     def size_divisor(self) -> int:
         div = unwrap(self.g_st).size_divisor
         return math.lcm(div, int(getattr(unwrap(self.seg), "size_divisor", 1))) if self.predicts else div
 
-    # ------------------------------------------------------------------ helpers and checkpoint state
-    def _to_gan(self, x: Tensor) -> Tensor:
-        return to_gan_range(x, self.lo, self.hi)
-
-    def _from_gan(self, x: Tensor) -> Tensor:
-        return from_gan_range(x, self.lo, self.hi)
-
-    def get_extra_state(self) -> dict[str, list[Tensor]]:
-        """The image pools go into checkpoints, so a resumed run draws the same past fakes."""
-        return {"pool_t": list(self.pool_t.images), "pool_s": list(self.pool_s.images)}
-
-    def set_extra_state(self, state: dict[str, list[Tensor]]) -> None:
-        device = next(self.g_st.parameters()).device
-        self.pool_t.images = [x.to(device) for x in state.get("pool_t", [])]
-        self.pool_s.images = [x.to(device) for x in state.get("pool_s", [])]
-
 
 def _l1(a: Tensor, b: Tensor) -> Tensor:
     return F.l1_loss(a.float(), b.float())
-
-
-def _main(logits: Tensor | list[Tensor]) -> Tensor:
-    """The full-resolution output of a segmenter (the first one under deep supervision)."""
-    return logits[0] if isinstance(logits, (list, tuple)) else logits
-
-
-def _float(logits: Tensor | list[Tensor]) -> Tensor | list[Tensor]:
-    """Segmentation losses run in float32 even under autocast."""
-    return [x.float() for x in logits] if isinstance(logits, (list, tuple)) else logits.float()

@@ -23,45 +23,29 @@ it saves ``synthesis_step<N>.png`` (label -> synthetic -> real) at every ``train
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.optim import Adam, Optimizer
+from torch.optim import Optimizer
 
 from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.losses.gan import GANLoss, ImagePool
-from weakseg.methods.base import Method, StepContext
-from weakseg.methods.gan_steps import (
-    GeneratorOutput,
-    Judge,
-    adversarial_loss,
-    from_gan_range,
-    gan_update,
-    to_gan_range,
-)
+from weakseg.losses.gan import ImagePool
+from weakseg.methods.base import StepContext
+from weakseg.methods.common import ema_update, frozen_copy, one_hot
+from weakseg.methods.gan_base import GANMethod, picture_samples
+from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
 from weakseg.methods.params import Params
-from weakseg.methods.semi import ema_update
 from weakseg.nets import build_discriminator, build_network
 from weakseg.nets.ddp import unwrap
 from weakseg.nets.diffaug import DiffAugmented, check_policy
 
-__all__ = ["CGAN", "CONDITIONS", "check_label_values", "frozen_copy", "one_hot", "reseed_judges"]
+__all__ = ["CGAN", "CONDITIONS", "check_label_values", "reseed_judges"]
 
 CONDITIONS = ("label", "label_and_context")
-
-
-def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``net`` without gradients (the EMA generator)."""
-    twin = copy.deepcopy(unwrap(net))
-    for q in twin.parameters():
-        q.requires_grad_(False)
-    return twin
 
 
 def reseed_judges(*discs: torch.nn.Module, step: int = 0) -> None:
@@ -69,11 +53,6 @@ def reseed_judges(*discs: torch.nn.Module, step: int = 0) -> None:
     for d in discs:
         if isinstance(unwrap(d), DiffAugmented):
             unwrap(d).reseed(step)
-
-
-def one_hot(label: Tensor, num_classes: int) -> Tensor:
-    """(B, H, W) integer labels -> (B, num_classes, H, W) float one-hot."""
-    return F.one_hot(label.long(), num_classes).movedim(-1, 1).float()
 
 
 def check_label_values(label: Tensor, num_classes: int, where: str) -> None:
@@ -87,10 +66,11 @@ def check_label_values(label: Tensor, num_classes: int, where: str) -> None:
         )
 
 
-class CGAN(Method):
+class CGAN(GANMethod):
     streams = ("labeled",)
     predicts = False
     method_name = "cgan"
+    picture_stem = "synthesis"
 
     def __init__(
         self,
@@ -115,14 +95,12 @@ class CGAN(Method):
         if cfg.data.spatial_dims != 2:
             raise ValueError(f'method "{self.method_name}" is 2D: set data.slice_axis to synthesise slices')
         self.condition_kind = p.choice("condition", condition, CONDITIONS)
-        self.gan_mode = p.choice("gan_mode", gan_mode, ("lsgan", "vanilla"))
+        self.init_gan(p, gan_mode, lr, (p.number("beta1", beta1, 0.0, 0.999), 0.999), image_range)
         for key, value in dict(num_downs=num_downs, ngf=ngf, ndf=ndf, n_layers_d=n_layers_d).items():
             p.integer(key, value, 5 if key == "num_downs" else 1)
         self.erase_dilation = p.integer("erase_dilation", erase_dilation, 0)
         self.lambda_l1 = p.number("lambda_l1", lambda_l1)
-        self.lr, self.beta1 = p.number("lr", lr, 1e-12), p.number("beta1", beta1, 0.0, 0.999)
         p.number("dropout", dropout, 0.0, 0.99)
-        self.lo, self.hi = p.image_range(image_range)
         self.num_classes, self.channels = cfg.data.num_classes, cfg.data.in_channels
         g_in = self.num_classes + (self.channels + 1 if self.condition_kind == "label_and_context" else 0)
         self.g = build_network(
@@ -137,7 +115,6 @@ class CGAN(Method):
         # an EMA copy of G samples (ema_decay > 0), as in data-efficient GANs; G itself keeps training
         self.ema_decay = p.number("ema_decay", ema_decay, 0.0, 0.9999)
         self.g_ema = frozen_copy(self.g) if self.ema_decay else None
-        self.gan_loss = GANLoss(self.gan_mode)
         self.pool = ImagePool(0)  # pix2pix: no image pool
 
     @property
@@ -154,7 +131,7 @@ class CGAN(Method):
         if image is None:
             raise ValueError('condition "label_and_context" needs the context image as well as the label map')
         mask = self.erase_mask(label > 0 if erase is None else erase)
-        context = to_gan_range(image.float(), self.lo, self.hi) * (1.0 - mask)  # erased -> 0 (mid-grey)
+        context = self.to_gan(image.float()) * (1.0 - mask)  # erased -> 0 (mid-grey)
         return torch.cat([cond, context, mask], 1)
 
     def erase_mask(self, foreground: Tensor) -> Tensor:
@@ -179,19 +156,15 @@ class CGAN(Method):
             )
         erase = None if old_label is None else (label > 0) | (old_label > 0)
         fake = (self.g_ema if self.g_ema is not None else self.g)(self.condition(label, image, erase))
-        return from_gan_range(fake.float(), self.lo, self.hi).clamp(self.lo, self.hi)
+        return self.from_gan(fake.float()).clamp(self.lo, self.hi)
 
     # ------------------------------------------------------------------ the contract
     def configure_optimizers(self) -> dict[str, Optimizer]:
-        betas = (self.beta1, 0.999)
-        return {
-            "G": Adam(self.g.parameters(), self.lr, betas=betas),
-            "D": Adam(self.d.parameters(), self.lr, betas=betas),
-        }
+        return {"G": self.adam(self.g), "D": self.adam(self.d)}
 
     def cgan_step(self, data: dict, ctx: StepContext, g_opt: str = "G", d_opt: str = "D") -> dict[str, float]:
         label, image = data[Keys.LABEL], data[Keys.IMAGE]
-        real = to_gan_range(image.float(), self.lo, self.hi)
+        real = self.to_gan(image.float())
         cond = self.condition(label, image)
 
         def generator_loss() -> GeneratorOutput:
@@ -233,17 +206,16 @@ class CGAN(Method):
         return int(unwrap(self.g).size_divisor)
 
     # ------------------------------------------------------------------ pictures
+    def picture_caption(self) -> str:
+        return "label map -> synthetic image"
+
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, Any]]]:
         """Rows label -> synthetic -> real for ``n`` fixed training samples (validation when present)."""
-        from weakseg.methods.pictures import label_overlay, scaled_rgb
+        from weakseg.methods.pictures import label_overlay
 
-        data = next((datasets[k] for k in ("val", "labeled") if k in datasets and len(datasets[k])), None)
-        if data is None:
-            return []
         rows = []
         device = next(self.g.parameters()).device
-        for i in sorted({round(k * (len(data) - 1) / max(1, n - 1)) for k in range(n)}):
-            sample = data[i]
+        for sample in picture_samples(datasets, ("val", "labeled"), n):
             label, image = sample[Keys.LABEL][None].to(device), sample[Keys.IMAGE][None].to(device)
             # the generator needs multiples of its size divisor: show the largest such centre crop
             h, w = (s - s % self.size_divisor for s in label.shape[1:])
@@ -256,24 +228,8 @@ class CGAN(Method):
             rows.append(
                 [
                     ("label map", label_overlay(real * 0, label[0].cpu().numpy(), alpha=1.0)),
-                    ("synthetic", scaled_rgb(fake, self.lo, self.hi)),
-                    ("real", scaled_rgb(real, self.lo, self.hi)),
+                    ("synthetic", self.rgb(fake)),
+                    ("real", self.rgb(real)),
                 ]
             )
         return rows
-
-    @torch.no_grad()
-    def save_pictures(self, datasets: dict, run_dir: Path, step: int) -> list[Path]:
-        from weakseg.methods.pictures import save_image_grid
-
-        was_training = self.training
-        self.eval()
-        try:
-            rows = self.picture_rows(datasets)
-        finally:
-            self.train(was_training)
-        if not rows:
-            return []
-        path = run_dir / f"synthesis_step{step:06d}.png"
-        save_image_grid(rows, path, f"step {step}: label map -> synthetic image")
-        return [path]

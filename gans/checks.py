@@ -148,9 +148,9 @@ def authenticity(
 def usefulness(cfg, synthetic: str | Path, run_root: str | Path, overwrite: bool = False) -> dict[str, dict]:
     """Best validation ``train.key_metric`` (the config's real validation cases) of segmenters trained on real only,
     synthetic only and real + synthetic; runs in ``run_root/{real,synthetic,real_synthetic}``."""
+    from weakseg.api import Trainer
     from weakseg.data import build_datasets
     from weakseg.data.build import read_records
-    from weakseg.api import Trainer
 
     base = copy.deepcopy(cfg)
     splits = build_datasets(base.data)

@@ -33,16 +33,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.optim import Adam, Optimizer
+from torch.optim import Optimizer
 
-from gans.cgan import CGAN, frozen_copy, one_hot, reseed_judges
+from gans.cgan import CGAN, reseed_judges
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
+from weakseg.methods.common import ema_update, frozen_copy, one_hot, rank_slice
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
 from weakseg.methods.params import Params
-from weakseg.methods.semi import ema_update, rank_slice
 from weakseg.nets import build_discriminator
 from weakseg.nets.ddp import unwrap
 from weakseg.nets.diffaug import DiffAugmented, check_policy
@@ -52,6 +52,7 @@ from weakseg.nets.init import init_weights
 __all__ = ["SAMPLE_BLOCK", "DualGAN", "LabelMapGenerator"]
 
 SAMPLE_BLOCK = 8
+LABEL_BETAS = (0.5, 0.999)  # Adam of the label-map GAN
 
 
 class LabelMapGenerator(nn.Module):
@@ -179,9 +180,8 @@ class DualGAN(CGAN):
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         opts = super().configure_optimizers()
-        betas = (0.5, 0.999)
-        opts["G_label"] = Adam(self.label_g.parameters(), self.label_lr, betas=betas)
-        opts["D_label"] = Adam(self.label_d.parameters(), self.label_lr, betas=betas)
+        opts["G_label"] = self.adam(self.label_g, lr=self.label_lr, betas=LABEL_BETAS)
+        opts["D_label"] = self.adam(self.label_d, lr=self.label_lr, betas=LABEL_BETAS)
         return opts
 
     def _fake_labels(self, z: Tensor) -> Tensor:
@@ -290,7 +290,7 @@ class DualGAN(CGAN):
 
     def picture_rows(self, datasets: dict, n: int = 4) -> list[list[tuple[str, object]]]:
         """The cGAN rows, then sampled label maps -> synthetic images (the full noise -> label -> image chain)."""
-        from weakseg.methods.pictures import label_overlay, scaled_rgb
+        from weakseg.methods.pictures import label_overlay
 
         rows = super().picture_rows(datasets, n)
         labels = self.sample_labels(n, torch.Generator().manual_seed(0))
@@ -300,7 +300,7 @@ class DualGAN(CGAN):
                 rows.append(
                     [
                         ("sampled label map", label_overlay(image * 0, label, alpha=1.0)),
-                        ("synthetic", scaled_rgb(image, self.lo, self.hi)),
+                        ("synthetic", self.rgb(image)),
                     ]
                 )
         return rows

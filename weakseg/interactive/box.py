@@ -28,6 +28,7 @@ from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.common import main_output
 from weakseg.methods.params import Params
 from weakseg.nets import build_network
 from weakseg.nets.ddp import unwrap
@@ -102,8 +103,7 @@ class BoxSeg(Method):
     def segment_box(self, image: Tensor, box: Box, net: torch.nn.Module | None = None) -> Tensor:
         """Foreground probability (H, W) of the object in ``box`` of ``image`` (C, H, W); 0 outside the crop."""
         net = net or self.net
-        logits = net(self._crop(image, box))
-        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+        logits = main_output(net(self._crop(image, box)))
         return self._paste(logits.float().softmax(1)[0, 1], box, tuple(image.shape[1:]))
 
     # ------------------------------------------------------------------ image-specific fine-tuning
@@ -137,8 +137,7 @@ class BoxSeg(Method):
         opt = torch.optim.Adam(net.parameters(), lr=self.fine_tune_lr)
         net.train()
         for _ in range(self.steps):
-            logits = net(crop)
-            logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+            logits = main_output(net(crop))
             ce = F.cross_entropy(logits.float(), lab[None], reduction="none")[0]
             loss = (ce * wgt).sum() / wgt.sum().clamp(min=1.0)
             opt.zero_grad()
@@ -188,8 +187,7 @@ class BoxSeg(Method):
         crops = torch.stack([p[0] for p in pairs])
         truth = torch.stack([p[1] for p in pairs]).to(crops.device)
         with ctx.autocast():
-            logits = self.net(crops)
-        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+            logits = main_output(self.net(crops))
         loss = self.loss(logits.float(), truth)
         ctx.backward(loss, "net", terms={"box": loss})
         return {"loss": float(loss.detach())}

@@ -33,6 +33,7 @@ from weakseg.interactive.distances import euclidean_distance, geodesic_distance
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.common import main_output
 from weakseg.methods.params import Params
 from weakseg.nets import build_network
 from weakseg.nets.ddp import unwrap
@@ -137,9 +138,7 @@ class Refine(Method):
         padded, crop = pad_to_divisor(
             x, max(1, int(getattr(unwrap(self.net), "size_divisor", 1))), mode="replicate"
         )
-        out = self.net(padded)
-        out = out[0] if isinstance(out, (list, tuple)) else out
-        return out.float()[crop]
+        return main_output(self.net(padded)).float()[crop]
 
     # ------------------------------------------------------------------ training
     def configure_optimizers(self) -> dict[str, Optimizer]:

@@ -19,7 +19,6 @@ Evaluation uses the student (``predict_with: student``) as the paper does; or th
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -29,10 +28,11 @@ from torch.optim import Optimizer
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.methods.base import StepContext
+from weakseg.methods.common import ema_update, frozen_copy, main_output
 from weakseg.methods.consistency import masked_loss, step_generator
 from weakseg.methods.mixing import bcp_mix, cutmix
 from weakseg.methods.params import Params
-from weakseg.methods.semi import SemiMethod, _logits, ema_update
+from weakseg.methods.semi import SemiMethod
 from weakseg.nets.ddp import unwrap
 
 __all__ = ["BCP", "fixed_boxes"]
@@ -76,9 +76,7 @@ class BCP(SemiMethod):
         self.ema_decay = p.number("ema_decay", ema_decay, 0.0, 1.0)
         self.predict_with = p.choice("predict_with", predict_with, ("student", "teacher"))
         self.unsup_loss = p.choice("unsup_loss", unsup_loss, ("dice_ce", "ce"))
-        self.teacher = copy.deepcopy(self.net)
-        for q in self.teacher.parameters():
-            q.requires_grad_(False)
+        self.teacher = frozen_copy(self.net)
         # set once the teacher holds the pre-trained weights (a buffer: part of the checkpoint, exact resume)
         self.register_buffer("teacher_ready", torch.zeros((), dtype=torch.bool))
 
@@ -116,12 +114,12 @@ class BCP(SemiMethod):
         n = min(x_l.shape[0], x_u.shape[0]) // 2 * 2
         h = n // 2
         with torch.no_grad(), ctx.autocast():
-            pseudo = _logits(self.teacher(x_u[:n])).float().argmax(1)
+            pseudo = main_output(self.teacher(x_u[:n])).float().argmax(1)
         box = fixed_boxes(h, size, self.box_fraction, g).to(x_l.device)
         x_in, y_in = bcp_mix(x_l[:h], y_l[:h], x_u[:h], pseudo[:h], box)
         x_out, y_out = bcp_mix(x_u[h:n], pseudo[h:], x_l[h:n], y_l[h:n], box)
         with ctx.autocast():
-            logits = _logits(self.net(torch.cat([x_in, x_out]))).float()
+            logits = main_output(self.net(torch.cat([x_in, x_out]))).float()
         labeled_region = torch.cat([box, ~box])  # inward: the box is labeled; outward: the outside is
         loss = self.region_loss(logits, torch.cat([y_in, y_out]), labeled_region)
         ctx.backward(loss, "net", terms={"bcp": loss})

@@ -31,9 +31,10 @@ from torch.optim import Optimizer
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.methods.base import StepContext
+from weakseg.methods.common import main_output, one_hot, rank_slice
 from weakseg.methods.mixing import StrongView
 from weakseg.methods.params import Params
-from weakseg.methods.semi import SemiMethod, _logits, rank_slice, sigmoid_rampup
+from weakseg.methods.semi import SemiMethod, sigmoid_rampup
 from weakseg.nets.perturb import feature_dropout, perturbation_sites
 
 __all__ = ["FixMatch", "UniMatch", "forward_many", "masked_loss", "step_generator"]
@@ -41,7 +42,7 @@ __all__ = ["FixMatch", "UniMatch", "forward_many", "masked_loss", "step_generato
 
 def step_generator(seed: int, step: int, stream: int, ctx: StepContext | None = None) -> torch.Generator:
     """The CPU generator of one random stream of one step: a pure function of (seed, step, stream, rank)."""
-    rank = rank_slice(ctx)[0] if ctx is not None else 0
+    rank = rank_slice(ctx)[0]
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 1_009 + stream * 101 + 7_919 * rank + 17)
 
 
@@ -74,8 +75,7 @@ def masked_loss(
     ce = ce / (m.sum().clamp(min=1) if per_mask else m.numel())
     if kind == "ce":
         return ce
-    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
-    return 0.5 * (ce + _DICE(logits, onehot, m[:, None]))
+    return 0.5 * (ce + _DICE(logits, one_hot(target, logits.shape[1]), m[:, None]))
 
 
 class FixMatch(SemiMethod):
@@ -109,12 +109,14 @@ class FixMatch(SemiMethod):
     def pseudo_labels(self, x_weak: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor]:
         """(hard labels, confident mask, confidence) from the prediction on the weak view, no gradient."""
         with torch.no_grad(), ctx.autocast():
-            prob = _logits(self.net(x_weak)).float().softmax(1)
+            prob = main_output(self.net(x_weak)).float().softmax(1)
         conf, label = prob.max(1)
         return label, conf >= self.threshold, conf
 
     def unsup_terms(self, x_weak: Tensor, label: Tensor, mask: Tensor, views, logits_s, ctx) -> dict:
-        return {"strong": masked_loss(_logits(logits_s[0]), views[0].target, views[0].mask, self.unsup_loss)}
+        return {
+            "strong": masked_loss(main_output(logits_s[0]), views[0].target, views[0].mask, self.unsup_loss)
+        }
 
     def unsup_total(self, terms: dict[str, Tensor]) -> Tensor:
         return terms["strong"]
@@ -153,10 +155,10 @@ class UniMatch(FixMatch):
 
     def unsup_terms(self, x_weak: Tensor, label: Tensor, mask: Tensor, views, logits_s, ctx) -> dict:
         with ctx.autocast(), feature_dropout(self.net, self.fp_dropout):
-            logits_fp = _logits(self.net(x_weak))
+            logits_fp = main_output(self.net(x_weak))
         terms = {"fp": masked_loss(logits_fp, label, mask, self.unsup_loss)}
         for k, (v, out) in enumerate(zip(views, logits_s)):
-            terms[f"strong{k + 1}"] = masked_loss(_logits(out), v.target, v.mask, self.unsup_loss)
+            terms[f"strong{k + 1}"] = masked_loss(main_output(out), v.target, v.mask, self.unsup_loss)
         return terms
 
     def unsup_total(self, terms: dict[str, Tensor]) -> Tensor:

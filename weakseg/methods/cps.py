@@ -24,9 +24,10 @@ from torch.optim import Optimizer
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.methods.base import StepContext
+from weakseg.methods.common import main_output
 from weakseg.methods.consistency import forward_many
 from weakseg.methods.params import Params
-from weakseg.methods.semi import SemiMethod, _logits, sigmoid_rampup
+from weakseg.methods.semi import SemiMethod, sigmoid_rampup
 from weakseg.methods.supervised import build_segmenter
 
 __all__ = ["CPS", "cross_pseudo_loss"]
@@ -69,13 +70,13 @@ class CPS(SemiMethod):
             b_l, b_u = forward_many(self.net_b, x_l, x_u)
         sup_a = self.supervised(a_l, labeled, step, ctx.max_steps)
         sup_b = self.supervised(b_l, labeled, step, ctx.max_steps)
-        cps_a, cps_b = cross_pseudo_loss(_logits(a_u), _logits(b_u))
+        cps_a, cps_b = cross_pseudo_loss(main_output(a_u), main_output(b_u))
         weight = self.lambda_cps * sigmoid_rampup(step, self.rampup_steps)
         loss = sup_a + sup_b + weight * (cps_a + cps_b)
         terms = {"sup_a": sup_a, "sup_b": sup_b, "cps_a": cps_a, "cps_b": cps_b}
         ctx.backward(loss, "net", terms=terms)
         with torch.no_grad():
-            agree = (_logits(a_u).argmax(1) == _logits(b_u).argmax(1)).float().mean()
+            agree = (main_output(a_u).argmax(1) == main_output(b_u).argmax(1)).float().mean()
         logs = {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
         return {**logs, "cps_weight": weight, "agreement": float(agree)}
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import StepContext
+from weakseg.methods.common import float_logits
 from weakseg.nets.ddp import no_sync
 
 __all__ = [
@@ -70,11 +71,6 @@ def from_gan_range(x: Tensor, lo: float = 0.0, hi: float = 1.0) -> Tensor:
     return (x + 1.0) * ((hi - lo) / 2.0) + lo
 
 
-def _float(out: Tensor | Sequence[Tensor]) -> Tensor | list[Tensor]:
-    """Discriminator logits in float32 (the GAN loss is computed outside autocast precision)."""
-    return out.float() if isinstance(out, Tensor) else [o.float() for o in out]
-
-
 def adversarial_loss(disc: nn.Module, fake: Tensor, gan_loss: GANLoss) -> Tensor:
     """The generator's adversarial term: ``fake`` judged as real. ``disc`` must be frozen (inside
     ``generator_step``), else this term would also train the discriminator."""
@@ -83,13 +79,13 @@ def adversarial_loss(disc: nn.Module, fake: Tensor, gan_loss: GANLoss) -> Tensor
             "adversarial_loss: the discriminator is not frozen, so the generator's loss would also train it; "
             "compute the generator loss inside generator_step / gan_update (they freeze every judge)"
         )
-    return gan_loss(_float(disc(fake)), True, for_discriminator=False)
+    return gan_loss(float_logits(disc(fake)), True, for_discriminator=False)
 
 
 def discriminator_loss(disc: nn.Module, real: Tensor, fake: Tensor, gan_loss: GANLoss) -> Tensor:
     """0.5 * (real -> real + fake -> fake), as in CycleGAN; ``fake`` is detached so G gets no gradient."""
-    loss_real = gan_loss(_float(disc(real)), True)
-    loss_fake = gan_loss(_float(disc(fake.detach())), False)
+    loss_real = gan_loss(float_logits(disc(real)), True)
+    loss_fake = gan_loss(float_logits(disc(fake.detach())), False)
     return 0.5 * (loss_real + loss_fake)
 
 

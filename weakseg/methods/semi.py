@@ -19,40 +19,38 @@ plus ``data.unlabeled_dirs``. Only labeled samples reach the supervised loss (``
   ones (from ``adv_start``), and from ``semi_start`` on ``lambda_semi`` x cross-entropy against its own argmax
   on unlabeled pixels whose discriminator confidence sigmoid(D(p)) exceeds ``threshold`` (T in the paper).
 
-The adversarial methods use the shared GAN update (``weakseg.methods.gan_steps``): the discriminator is frozen
-during the segmenter's step and trained afterwards on detached inputs with its own Adam (``d_lr``,
-``d_betas``). The segmenter uses the config's ``optim``.
+The adversarial methods are ``weakseg.methods.gan_base.GANMethod``s with the segmenter as the generator and
+use the shared GAN update (``weakseg.methods.gan_steps.gan_update``): the discriminator is frozen during the
+segmenter's step and trained afterwards on detached inputs with its own Adam (``d_lr``, ``d_betas``). The
+segmenter uses the config's ``optim``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.optim import Adam, Optimizer
+from torch.optim import Optimizer
 
 from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
-from weakseg.losses.gan import GANLoss, ImagePool
+from weakseg.losses.gan import ImagePool
 from weakseg.methods.base import Method, StepContext, make_optimizer
-from weakseg.methods.gan_steps import (
-    GeneratorOutput,
-    Judge,
-    adversarial_loss,
-    discriminator_step,
-    generator_step,
-)
+from weakseg.methods.common import ema_update, float_logits, frozen_copy, main_output, one_hot, rank_slice
+from weakseg.methods.gan_base import GANMethod
+from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
 from weakseg.methods.params import Params
 from weakseg.methods.supervised import FineTune, build_segmenter
 from weakseg.nets import build_discriminator
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "ema_update", "sigmoid_rampup"]
+__all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "sigmoid_rampup"]
+
+_logits = main_output  # the name adapt.selftrain imports from here
 
 
 def sigmoid_rampup(step: int, rampup_steps: int) -> float:
@@ -63,42 +61,11 @@ def sigmoid_rampup(step: int, rampup_steps: int) -> float:
     return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
-def _logits(out: Tensor | list[Tensor]) -> Tensor:
-    """The full-resolution output (the first one under deep supervision)."""
-    return out[0] if isinstance(out, (list, tuple)) else out
-
-
-def _float(out):
-    return [x.float() for x in out] if isinstance(out, (list, tuple)) else out.float()
-
-
 def _same_size_cat(a: Tensor, b: Tensor) -> Tensor:
     """Concatenate two batches of maps, cropped to their common height and width (the streams may be padded
     to different sizes)."""
     h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
     return torch.cat([a[:, :, :h, :w], b[:, :, :h, :w]], 0)
-
-
-def rank_slice(ctx: StepContext) -> tuple[int, int]:
-    """(rank, world) of this process under DDP, (0, 1) otherwise: random draws are made for the global batch
-    and each rank keeps its block, as the data streams do, so N processes draw what one process would."""
-    dist = getattr(ctx, "dist", None)
-    return (dist.rank, dist.world) if dist is not None else (0, 1)
-
-
-@torch.no_grad()
-def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, step: int, decay: float) -> None:
-    """teacher = a * teacher + (1 - a) * student, a = min(1 - 1/(step + 1), decay); integer buffers
-    (BatchNorm's batch counter) are copied."""
-    student = unwrap(student)
-    a = min(1.0 - 1.0 / (step + 1), decay)
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(a).add_(s.detach(), alpha=1.0 - a)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        if t.dtype.is_floating_point:
-            t.mul_(a).add_(s, alpha=1.0 - a)
-        else:
-            t.copy_(s)
 
 
 class SemiMethod(Method):
@@ -123,7 +90,7 @@ class SemiMethod(Method):
         """The supervised loss: labeled samples only (the unlabeled stream has no label key)."""
         if hasattr(self.sup_loss, "update"):
             self.sup_loss.update(step, max_steps)
-        return self.sup_loss(_float(logits), labeled[Keys.LABEL])
+        return self.sup_loss(float_logits(logits), labeled[Keys.LABEL])
 
     def segmenter_optimizer(self, *nets: torch.nn.Module) -> Optimizer:
         """One optimizer over ``nets`` (default the segmenter), encoder param groups at ``encoder_lr_scale``."""
@@ -164,9 +131,7 @@ class MeanTeacher(SemiMethod):
             predict_with in ("teacher", "student"), "predict_with", "teacher or student", predict_with
         )
         self.predict_with = predict_with
-        self.teacher = copy.deepcopy(self.net)
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+        self.teacher = frozen_copy(self.net)
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {"net": self.segmenter_optimizer()}
@@ -189,10 +154,10 @@ class MeanTeacher(SemiMethod):
         weight = self.consistency * sigmoid_rampup(step, self.rampup_steps)
         with ctx.autocast():
             logits_l = self.net(labeled[Keys.IMAGE])
-            student_u = _logits(self.net(unlabeled[Keys.IMAGE])).float().softmax(1)
+            student_u = main_output(self.net(unlabeled[Keys.IMAGE])).float().softmax(1)
             with torch.no_grad():
                 noisy = self._noisy(unlabeled[Keys.IMAGE], step, *rank_slice(ctx))
-                teacher_u = _logits(self.teacher(noisy)).float().softmax(1)
+                teacher_u = main_output(self.teacher(noisy)).float().softmax(1)
         sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
         cons = F.mse_loss(student_u, teacher_u)
         loss = sup + weight * cons
@@ -212,8 +177,9 @@ class MeanTeacher(SemiMethod):
         return (self.teacher if self.predict_with == "teacher" else self.net)(image)
 
 
-class _Adversarial(SemiMethod):
-    """Segmenter + one discriminator trained with the shared GAN update (vanilla GAN loss = BCE on logits)."""
+class _Adversarial(SemiMethod, GANMethod):
+    """Segmenter (the generator, optimizer ``net``) + one discriminator (optimizer ``D``) trained with the
+    shared GAN update; vanilla GAN loss = BCE on logits."""
 
     accepts = FineTune.KEYS  # the subclasses' **finetune: not this constructor's own arguments
 
@@ -221,13 +187,11 @@ class _Adversarial(SemiMethod):
         self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float], finetune: dict[str, Any]
     ) -> None:
         super().__init__(cfg, **finetune)
-        n = self.name
-        self.d_lr = Params(n).number("d_lr", d_lr, 1e-12)
+        p = Params(self.name)
         ok = isinstance(d_betas, (list, tuple)) and len(d_betas) == 2 and all(0 <= b < 1 for b in d_betas)
-        Params(n).check(ok, "d_betas", "two numbers in [0, 1)", d_betas)
-        self.d_betas = (float(d_betas[0]), float(d_betas[1]))
+        p.check(ok, "d_betas", "two numbers in [0, 1)", d_betas)
         self.disc = disc
-        self.gan_loss = GANLoss("vanilla")
+        self.init_gan(p, "vanilla", d_lr, (float(d_betas[0]), float(d_betas[1])), lr_key="d_lr")
         self.pool = ImagePool(0)
 
     @property
@@ -235,17 +199,21 @@ class _Adversarial(SemiMethod):
         return {"D": Judge(self.disc, self.pool)}  # built on use: self.disc may be DDP-wrapped
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
-        return {
-            "net": self.segmenter_optimizer(),
-            "D": Adam(self.disc.parameters(), self.d_lr, betas=self.d_betas),
-        }
+        return {"net": self.segmenter_optimizer(), "D": self.adam(self.disc)}
+
+    def _segment(self, labeled: dict, unlabeled: dict, step: int, ctx: StepContext) -> tuple[Tensor, ...]:
+        """The segmenter on both streams, inside the G step: (supervised loss, labeled softmax, unlabeled
+        full-resolution logits in float32)."""
+        logits_l, logits_u = self.net(labeled[Keys.IMAGE]), self.net(unlabeled[Keys.IMAGE])
+        sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
+        return sup, main_output(logits_l).float().softmax(1), main_output(logits_u).float()
 
     def _update(self, ctx: StepContext, generator_loss, reals: dict[str, Any]) -> dict[str, float]:
-        """G step (discriminator frozen), then the D step; ``reals`` may be filled by ``generator_loss``."""
-        out = generator_step(ctx, self.judges, generator_loss, "net")
-        d_terms = discriminator_step(ctx, self.judges, reals, out.fakes, self.gan_loss, "D")
-        logs = {k: float(v.detach()) for k, v in {**out.terms, **d_terms}.items()}
-        logs["loss"] = float(out.loss.detach())
+        """``gan_update`` with the segmenter as the generator; ``reals`` may be filled by ``generator_loss``.
+        Logs every term and ``loss``, the segmenter's total."""
+        logs = gan_update(ctx, self.judges, reals, generator_loss, self.gan_loss, "net", "D")
+        del logs["loss_D"]
+        logs["loss"] = logs.pop("loss_G")
         return logs
 
 
@@ -277,10 +245,8 @@ class DAN(_Adversarial):
         weight = self.lambda_adv if step >= self.adv_start else 0.0
 
         def generator_loss() -> GeneratorOutput:
-            logits_l, logits_u = self.net(x_l), self.net(x_u)
-            sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
-            p_l = _logits(logits_l).float().softmax(1)
-            fake = torch.cat([x_u.float(), _logits(logits_u).float().softmax(1)], 1)
+            sup, p_l, main_u = self._segment(labeled, unlabeled, step, ctx)
+            fake = torch.cat([x_u.float(), main_u.softmax(1)], 1)
             reals["D"] = torch.cat([x_l.float(), p_l.detach()], 1)  # labeled pairs: "real" for the evaluator
             adv = adversarial_loss(self.disc, fake, self.gan_loss)
             return GeneratorOutput(sup + weight * adv, {"sup": sup, "adv": adv}, {"D": fake})
@@ -320,15 +286,12 @@ class Hung(_Adversarial):
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
         self.finetune.apply(step, self.net)
         label = labeled[Keys.LABEL]
-        real = F.one_hot(label.long(), self.num_classes).movedim(-1, 1).float()
+        real = one_hot(label, self.num_classes)
         use_u = step >= self.adv_start
         use_semi = step >= self.semi_start and self.lambda_semi > 0
 
         def generator_loss() -> GeneratorOutput:
-            logits_l, logits_u = self.net(labeled[Keys.IMAGE]), self.net(unlabeled[Keys.IMAGE])
-            sup = self.supervised(logits_l, labeled, step, ctx.max_steps)
-            p_l = _logits(logits_l).float().softmax(1)
-            main_u = _logits(logits_u).float()
+            sup, p_l, main_u = self._segment(labeled, unlabeled, step, ctx)
             p_u = main_u.softmax(1)
             terms = {"sup": sup, "adv": adversarial_loss(self.disc, p_l, self.gan_loss)}
             loss = sup + self.lambda_adv * terms["adv"]
