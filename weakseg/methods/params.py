@@ -27,7 +27,9 @@ from weakseg.registry import suggest
 
 __all__ = [
     "Params",
+    "Check",
     "choice",
+    "custom",
     "describe",
     "flag",
     "integer",
@@ -91,34 +93,49 @@ class Params:
 
 
 # --------------------------------------------------------------------------- typed params of every method
-Check = Callable[[Params, str, Any], Any]
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """The check of one parameter: ``fn(params_checker, key, value) -> value`` raises ``ValueError`` naming the
+    key; ``bad`` are values it must refuse (the tests generated from the METHODS registry use them)."""
+
+    fn: Callable[[Params, str, Any], Any]
+    bad: tuple = ()
+
+    def __call__(self, p: Params, key: str, value: Any) -> Any:
+        return self.fn(p, key, value)
 
 
 def number(low: float = 0.0, high: float = math.inf) -> Check:
     """A finite number in [low, high]."""
-    return lambda p, key, value: p.number(key, value, low, high)
+    bad = ("abc", low - 1, *((high + 1,) if math.isfinite(high) else ()))
+    return Check(lambda p, key, value: p.number(key, value, low, high), bad)
 
 
 def integer(low: int, word: str = "an integer") -> Check:
-    return lambda p, key, value: p.integer(key, value, low, word)
+    return Check(lambda p, key, value: p.integer(key, value, low, word), ("abc", 1.5, low - 1))
 
 
 def choice(*options: str) -> Check:
-    return lambda p, key, value: p.choice(key, value, options)
+    return Check(lambda p, key, value: p.choice(key, value, options), ("no-such-option",))
 
 
 def flag() -> Check:
-    return lambda p, key, value: p.flag(key, value)
+    return Check(lambda p, key, value: p.flag(key, value), ("yes", 1))
 
 
-def rule(ok: Callable[[Any], bool], expected: str) -> Check:
+def rule(ok: Callable[[Any], bool], expected: str, bad: tuple = ()) -> Check:
     """Any other condition: ``ok(value)`` or the error "KEY must be EXPECTED, got VALUE"."""
 
     def check(p: Params, key: str, value: Any) -> Any:
         p.check(_safe(ok, value), key, expected, value)
         return value
 
-    return check
+    return Check(check, bad)
+
+
+def custom(fn: Callable[[Params, str, Any], Any], bad: tuple = ()) -> Check:
+    """A check with its own messages: ``fn(params_checker, key, value)`` returns the value or raises."""
+    return Check(fn, bad)
 
 
 def _safe(ok: Callable[[Any], bool], value: Any) -> bool:
@@ -134,7 +151,8 @@ def is_number(value: Any) -> bool:
 
 def param(default: Any = dataclasses.MISSING, check: Check | None = None, doc: str = "") -> Any:
     """A field of a method's params dataclass: its default, the check config loading runs on a given value
-    (``number(0, 1)``, ``integer(1)``, ``choice("a", "b")``, ``flag()``, ``rule(fn, "expected")``), and one line
+    (``number(0, 1)``, ``integer(1)``, ``choice("a", "b")``, ``flag()``, ``rule(fn, "expected")``,
+    ``custom(fn)``), and one line
     for ``weakseg list methods``. Mutable defaults are copied for every instance."""
     meta = {"check": check, "doc": doc}
     if isinstance(default, (list, dict)):

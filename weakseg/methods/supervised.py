@@ -14,8 +14,8 @@ Fine-tuning a network with a pretrained encoder (``net.encoder`` + ``net.encoder
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +24,7 @@ from torch.optim import Optimizer
 
 from weakseg.keys import Keys
 from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
-from weakseg.methods.params import flag, is_number, param
+from weakseg.methods.params import custom, flag, is_number, param
 from weakseg.nets.ddp import unwrap
 
 __all__ = [
@@ -64,8 +64,12 @@ def _scale_check(p, key, value):
 class FineTuneParams:
     """The fine-tuning keys of a pretrained encoder, taken by every segmentation method."""
 
-    freeze_encoder_steps: int = param(0, _steps_check, "steps that train the decoder only (encoder frozen)")
-    encoder_lr_scale: float = param(1.0, _scale_check, "encoder learning rate = optim.lr * this")
+    freeze_encoder_steps: int = param(
+        0, custom(_steps_check, ("abc", -1)), "steps that train the decoder only (encoder frozen)"
+    )
+    encoder_lr_scale: float = param(
+        1.0, custom(_scale_check, ("abc", 0)), "encoder learning rate = optim.lr * this"
+    )
     freeze_encoder_bn: bool = param(False, flag(), "keep the encoder's BatchNorm statistics all run")
 
 
