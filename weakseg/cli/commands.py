@@ -17,6 +17,7 @@ def add_core_commands(sub: argparse._SubParsersAction) -> None:
         "list", help="what can be named in a config: networks, losses, methods, transforms, encoders"
     )
     p.add_argument("what", choices=LISTABLE, help="which registry to list")
+    p.add_argument("-v", "--verbose", action="store_true", help="methods: one line per parameter, with its doc")
     p.set_defaults(handler=_list)
 
     p = sub.add_parser("train", help="train a method from a YAML config")
@@ -141,9 +142,17 @@ def _list(args) -> int:
         from weakseg.losses import LOSSES as registry
     else:
         from weakseg.methods import METHODS as registry
+        from weakseg.methods.params import describe
     for name in registry.names():
         try:
             ctor = registry.get(name)
+            if getattr(ctor, "params_class", None) is not None:  # a method's typed params, with their docs
+                rows = describe(ctor)
+                print(f"{name:16s} {', '.join(f'{k}={v}' for k, v, _ in rows)}")
+                if args.verbose:
+                    for k, v, doc in rows:
+                        print(f"    {k:24s} {v:12s} {doc}")
+                continue
             params, _ = accepted_params(
                 ctor, ("cfg", "spatial_dims", "in_channels", "out_channels", "num_classes")
             )

@@ -181,3 +181,40 @@ def move_to_device(batch: dict, device: torch.device, channels_last: bool = Fals
     if channels_last and Keys.IMAGE in out and out[Keys.IMAGE].ndim == 4:
         out[Keys.IMAGE] = out[Keys.IMAGE].contiguous(memory_format=torch.channels_last)
     return out
+
+
+_STREAM_HINTS = {
+    "labeled": "check data.labeled_fraction (or data.splits.labeled) and the data folder",
+    "unlabeled": "a semi-supervised method needs unlabeled images: lower data.labeled_fraction (the training "
+    "cases beyond it lose their labels) or add image folders to data.unlabeled_dirs",
+    "source": "check data.labeled_fraction and the source data folder",
+    "target": "check target.root: the target domain's training cases are its images",
+}
+
+
+def build_streams(cfg, method, datasets: dict, sample_aug, device, dist) -> dict[str, BatchStream]:
+    """One seeded ``BatchStream`` for each stream the method asks for (``method.streams``), with the
+    per-sample augmentation on the streams of ``augment.streams`` and patch sampling when ``data.patch_size``
+    is set; a missing or empty split is an error that says how to fill it."""
+    from weakseg.data.patches import PatchSampler, compose_sample_transforms
+
+    t = cfg.train
+    patches = PatchSampler(cfg.data.patch_size, cfg.data.patch_foreground) if cfg.data.patch_size else None
+    streams = {}
+    for i, name in enumerate(method.streams):
+        if name not in datasets or len(datasets[name]) == 0:
+            raise ValueError(
+                f'method "{cfg.method.name}" needs a non-empty "{name}" split, but the data gives '
+                f"{len(datasets.get(name, []))} samples; {_STREAM_HINTS.get(name, _STREAM_HINTS['labeled'])}"
+            )
+        streams[name] = BatchStream(
+            datasets[name],
+            t.stream_batch_sizes.get(name, t.batch_size),
+            t.seed + 1000 * i,
+            t.num_workers,
+            device.type == "cuda",
+            size_divisor=max(1, int(method.size_divisor)),
+            transform=compose_sample_transforms(patches, sample_aug if name in cfg.augment.streams else None),
+            shard=(dist.rank, dist.world),
+        )
+    return streams

@@ -9,33 +9,30 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import random
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from weakseg.augment import build_augmentation
 from weakseg.config import Config, config_to_dict
-from weakseg.data.patches import PatchSampler, compose_sample_transforms
 from weakseg.data.records import DataError
 from weakseg.engine.checkpoint import (
     CheckpointError,
     atomic_torch_save,
     get_rng_state,
-    load_checkpoint,
     nonfinite_entries,
     set_rng_state,
 )
 from weakseg.engine.distributed import DistEnv
 from weakseg.engine.evaluate import evaluate_dataset, infer_window
 from weakseg.engine.loggers import NullLogger, RunLogger
+from weakseg.engine.run_folder import RunFolder
 from weakseg.engine.schedules import build_scheduler
-from weakseg.engine.streams import SHAPE_KEY, BatchStream, move_to_device
+from weakseg.engine.streams import SHAPE_KEY, build_streams, move_to_device
 from weakseg.engine.viz import save_curves, save_overlays
 from weakseg.fileio import atomic_write_text, remove_stale_temp_files
 from weakseg.methods import Method, NonFiniteLossError, StepContext, build_method
@@ -105,15 +102,6 @@ def load_method_state(method: Method, state: dict, source: str) -> None:
         ) from None
 
 
-_STREAM_HINTS = {
-    "labeled": "check data.labeled_fraction (or data.splits.labeled) and the data folder",
-    "unlabeled": "a semi-supervised method needs unlabeled images: lower data.labeled_fraction (the training "
-    "cases beyond it lose their labels) or add image folders to data.unlabeled_dirs",
-    "source": "check data.labeled_fraction and the source data folder",
-    "target": "check target.root: the target domain's training cases are its images",
-}
-
-
 class Trainer:
     def __init__(
         self,
@@ -127,8 +115,9 @@ class Trainer:
         self.cfg = cfg
         t = cfg.train
         seed_everything(t.seed)
-        self.run_dir = Path(run_dir or t.run_dir.format(name=t.name))
-        ckpt = self._check_run_dir(resume, overwrite)
+        self.folder = RunFolder(Path(run_dir or t.run_dir.format(name=t.name)))
+        self.run_dir = self.folder.path
+        ckpt = self.folder.check(resume, overwrite)
         if datasets is None:
             from weakseg.data.domains import datasets_for
 
@@ -153,32 +142,8 @@ class Trainer:
         self.optimizers = self.method.configure_optimizers()
         self.schedulers = {k: build_scheduler(o, t.max_steps, cfg.optim) for k, o in self.optimizers.items()}
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        pin = self.device.type == "cuda"
-        from weakseg.augment import build_augmentation
-
         sample_aug, self.batch_aug = build_augmentation(cfg)
-        patches = (
-            PatchSampler(cfg.data.patch_size, cfg.data.patch_foreground) if cfg.data.patch_size else None
-        )
-        self.streams = {}
-        for i, name in enumerate(self.method.streams):
-            if name not in datasets or len(datasets[name]) == 0:
-                raise ValueError(
-                    f'method "{cfg.method.name}" needs a non-empty "{name}" split, but the data gives '
-                    f"{len(datasets.get(name, []))} samples; {_STREAM_HINTS.get(name, _STREAM_HINTS['labeled'])}"
-                )
-            self.streams[name] = BatchStream(
-                datasets[name],
-                t.stream_batch_sizes.get(name, t.batch_size),
-                t.seed + 1000 * i,
-                t.num_workers,
-                pin,
-                size_divisor=max(1, int(self.method.size_divisor)),
-                transform=compose_sample_transforms(
-                    patches, sample_aug if name in cfg.augment.streams else None
-                ),
-                shard=(self.dist.rank, self.dist.world),
-            )
+        self.streams = build_streams(cfg, self.method, datasets, sample_aug, self.device, self.dist)
         self._check_key_metric()
         self._check_crop_size()
         self._probe_datasets()
@@ -186,15 +151,8 @@ class Trainer:
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
         self.dist.barrier()  # every rank has checked the run folder before rank 0 changes it
-        self._replaced: Path | None = (
-            None  # the run --overwrite replaces, kept until the new one has a checkpoint
-        )
         if ckpt is None and self.dist.is_main:  # everything above is validated: only now touch the disk
-            if overwrite and self.run_dir.exists():
-                self._replaced = self.run_dir.with_name(f".{self.run_dir.name}.replaced-{time.time_ns()}")
-                os.replace(self.run_dir, self._replaced)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2))
+            self.folder.start(overwrite, config_to_dict(cfg))
         if self.dist.is_main:
             self.logger = RunLogger(self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None)
         else:
@@ -239,38 +197,6 @@ class Trainer:
         self.method.distribute(wrap)
 
     # ------------------------------------------------------------------ run folder and checkpoints
-    def _check_run_dir(self, resume: bool, overwrite: bool) -> dict | None:
-        """The checkpoint to resume from, or None for a new run; refuses to clobber anything unasked."""
-        last = self.run_dir / "last.pt"
-        started = (self.run_dir / "config.json").is_file()  # a run began here but saved no checkpoint
-        if resume:
-            if not last.is_file():
-                if started:
-                    raise CheckpointError(
-                        f"--resume {self.run_dir}: the run there stopped before its first checkpoint (no last.pt), "
-                        "so there is nothing to resume; start it over with --overwrite (safe: nothing trained was "
-                        "saved)"
-                    )
-                raise CheckpointError(f"--resume {self.run_dir}: no last.pt there to resume from")
-            return load_checkpoint(last)
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if not overwrite and started and not last.is_file():
-                raise FileExistsError(
-                    f"run folder {self.run_dir} holds a run that stopped before its first checkpoint (no last.pt): "
-                    "--overwrite starts it over (safe: nothing trained was saved), or --set train.name=<new name>"
-                )
-            if not overwrite:
-                raise FileExistsError(
-                    f"run folder {self.run_dir} already holds files; use --resume {self.run_dir} to continue a run, "
-                    "--set train.name=<new name> for a new run, or --overwrite to replace it"
-                )
-            if not any((self.run_dir / n).exists() for n in ("config.json", "last.pt", "metrics.jsonl")):
-                raise FileExistsError(
-                    f"--overwrite refuses to delete {self.run_dir}: it is not a weakseg run folder (no config.json, "
-                    "last.pt or metrics.jsonl); choose another train.run_dir"
-                )
-        return None
-
     def _probe_datasets(self) -> None:
         """Decode the first and last sample of every training stream and of validation now, then check every file
         (``SegDataset.validate``), so that unreadable files, wrong sizes, label values or channel counts (e.g. an
@@ -370,22 +296,15 @@ class Trainer:
         path = self.run_dir / name
         if self.dist.is_main:  # written once, by rank 0
             atomic_torch_save(self.state_dict(), path)
-            if self._replaced is not None and name == "last.pt":  # the new run can now be resumed
-                shutil.rmtree(self._replaced, ignore_errors=True)
-                self._replaced = None
+            if name == "last.pt":  # the new run can now be resumed: the run it replaces goes
+                self.folder.drop_replaced()
         return path
 
     def _put_back_replaced(self) -> None:
-        """The new run failed before its first checkpoint: the run that --overwrite moved aside comes back."""
-        if self._replaced is None or not self._replaced.is_dir():
-            return
-        self.logger.close()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        os.replace(self._replaced, self.run_dir)
-        tqdm.write(
-            f"the new run failed before its first checkpoint: the earlier run in {self.run_dir} is restored"
-        )
-        self._replaced = None
+        if self.folder.put_back_replaced(self.logger.close):
+            tqdm.write(
+                f"the new run failed before its first checkpoint: the earlier run in {self.run_dir} is restored"
+            )
 
     def _augment_on_device(self, batch: dict[str, dict]) -> None:
         """Batched augmentation after the loader; seeded by (run seed, step, stream) for exact resume."""
