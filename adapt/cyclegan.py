@@ -29,7 +29,7 @@ segmenter uses the config's ``optim``. The trainer's ``optim.schedule`` scales e
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,20 +37,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.losses import build_loss
 from weakseg.losses.gan import ImagePool
-from weakseg.methods.base import StepContext, make_optimizer
+from weakseg.methods.base import BuildContext, StepContext, make_optimizer
 from weakseg.methods.common import float_logits, main_output
-from weakseg.methods.gan_base import GANMethod, picture_samples
+from weakseg.methods.gan_base import GAN_MODES, GANMethod, image_range_check, picture_samples
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
-from weakseg.methods.params import Params
-from weakseg.methods.supervised import build_segmenter
+from weakseg.methods.params import Params, choice, custom, flag, integer, number, param, rule
 from weakseg.nets import build_discriminator, build_network, pad_to_divisor
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["GENERATORS", "CycleGAN"]
+__all__ = ["GENERATORS", "CycleGAN", "CycleGANParams"]
 
 GENERATORS = ("resnet_6", "resnet_9", "unet")
 _WHERE = 'method "cyclegan": method.params'
@@ -59,20 +56,71 @@ _WHERE = 'method "cyclegan": method.params'
 _P = Params("cyclegan")
 
 
-def _domains(cfg: Config, domains: Sequence[str] | None) -> tuple[str, str]:
+def _beta1(p: Params, key: str, value: Any) -> float:
+    value = p.number(key, value)
+    p.check(value < 1.0, key, "in [0, 1)", value)
+    return value
+
+
+def _two_names(domains: Any) -> bool:
+    ok = isinstance(domains, (list, tuple)) and len(domains) == 2 and all(isinstance(d, str) for d in domains)
+    return ok and domains[0] != domains[1] and all(d.isidentifier() for d in domains)
+
+
+@dataclass
+class CycleGANParams:
+    """``method.params`` of ``cyclegan``."""
+
+    generator: str = param("resnet_9", choice(*GENERATORS), "generators: resnet_6 | resnet_9 | unet")
+    ngf: int = param(64, integer(1, "an int"), "generator width (filters of its first layer)")
+    ndf: int = param(64, integer(1, "an int"), "PatchGAN discriminator width")
+    n_layers_d: int = param(3, integer(1, "an int"), "PatchGAN stride-2 layers (3: 70x70 patches)")
+    unet_downs: int = param(7, integer(1, "an int"), "generator: unet: its depth")
+    gan_mode: str = param("lsgan", choice(*GAN_MODES), "GAN loss: lsgan | vanilla")
+    lambda_cycle: float = param(10.0, number(), "weight of the cycle L1")
+    lambda_identity: float = param(0.5, number(), "identity L1 weight, times lambda_cycle")
+    pool_size: int = param(50, integer(0, "an int"), "past fakes each discriminator also judges (0: none)")
+    lr: float = param(2e-4, number(1e-12), "Adam learning rate of G and D")
+    beta1: float = param(0.5, custom(_beta1, ("abc", -1, 1.0)), "Adam beta1 of G and D")
+    segment: bool = param(
+        True, flag(), "train a segmenter of the target modality (SynSeg-Net); false: pure CycleGAN"
+    )
+    lambda_seg: float = param(1.0, number(), "weight of the segmentation terms in the G step")
+    seg_on_real_source: bool = param(False, flag(), "the segmenter also learns the real source images")
+    shape_consistency: float = param(
+        0.0, number(), "weight of seg(target) vs seg(translated target) (needs seg_on_real_source)"
+    )
+    image_range: list[float] = param(
+        [0.0, 1.0], image_range_check(), "[low, high] of the images after the intensity preset"
+    )
+    domains: list[str] | None = param(
+        None,
+        rule(
+            lambda v: v is None or _two_names(v),
+            "two different names, e.g. [ct, mr] (source, target)",
+            (["ct", "ct"], ["ct"], "ct2mr"),
+        ),
+        "names of (source, target) in directions and logs (null: the phantom modalities, or ct, mr)",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.segment and (self.seg_on_real_source or self.shape_consistency):
+            raise ValueError(f"{_WHERE}: seg_on_real_source and shape_consistency need segment: true")
+        if self.shape_consistency and not self.seg_on_real_source:
+            raise ValueError(
+                f"{_WHERE}.shape_consistency compares the segmenter on target images and on their translation "
+                "to the source domain, so the segmenter must also learn source images: set seg_on_real_source: "
+                "true (or shape_consistency: 0)"
+            )
+
+
+def _domains(ctx: BuildContext, domains: list[str] | None) -> tuple[str, str]:
     """Names of (source, target) for directions and logs: given, or the phantom modalities, or ct / mr."""
     if domains is None:
-        if cfg.data.source == "phantom" and cfg.target.source == "phantom":
-            names = (cfg.data.phantom_modality, cfg.target.phantom_modality)
+        if ctx.data.source == "phantom" and ctx.target.source == "phantom":
+            names = (ctx.data.phantom_modality, ctx.target.phantom_modality)
             return names if names[0] != names[1] else ("source", "target")
         return ("ct", "mr")
-    ok = isinstance(domains, (list, tuple)) and len(domains) == 2 and all(isinstance(d, str) for d in domains)
-    _P.check(
-        ok and domains[0] != domains[1] and all(d.isidentifier() for d in domains),
-        "domains",
-        "two different names, e.g. [ct, mr] (source, target)",
-        domains,
-    )
     return domains[0], domains[1]
 
 
@@ -82,77 +130,42 @@ class CycleGAN(GANMethod):
     # the image pools go into checkpoints, so a resumed run draws the same past fakes
     get_extra_state = GANMethod.pool_state
     set_extra_state = GANMethod.load_pool_state
+    params_class = CycleGANParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        generator: str = "resnet_9",
-        ngf: int = 64,
-        ndf: int = 64,
-        n_layers_d: int = 3,
-        unet_downs: int = 7,
-        gan_mode: str = "lsgan",
-        lambda_cycle: float = 10.0,
-        lambda_identity: float = 0.5,
-        pool_size: int = 50,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        segment: bool = True,
-        lambda_seg: float = 1.0,
-        seg_on_real_source: bool = False,
-        shape_consistency: float = 0.0,
-        image_range: Sequence[float] = (0.0, 1.0),
-        domains: Sequence[str] | None = None,
-    ) -> None:
+    def __init__(self, ctx: BuildContext, params: CycleGANParams) -> None:
         super().__init__()
-        if cfg.target is None:
+        if ctx.target is None:
             raise ValueError(
                 'method "cyclegan" adapts from data (the labeled source domain) to a target domain: add a '
                 "target: section to the config (e.g. target: {phantom_modality: mr}, or target: {root: <MR "
                 "folder>}); keys not given there are taken from data"
             )
-        if cfg.data.spatial_dims != 2:
+        if ctx.spatial_dims != 2:
             raise ValueError(
                 'method "cyclegan" is 2D: set data.slice_axis (and target.slice_axis) to slice volumes'
             )
-        _P.check(generator in GENERATORS, "generator", " | ".join(GENERATORS), generator)
-        beta1 = _P.number("beta1", beta1)
-        _P.check(beta1 < 1.0, "beta1", "in [0, 1)", beta1)
-        self.init_gan(_P, gan_mode, lr, (beta1, 0.999), image_range)
-        for key, value in dict(ngf=ngf, ndf=ndf, n_layers_d=n_layers_d, unet_downs=unet_downs).items():
-            _P.integer(key, value, 1, "an int")
-        _P.integer("pool_size", pool_size, 0, "an int")
-        for key, value in {"segment": segment, "seg_on_real_source": seg_on_real_source}.items():
-            _P.check(isinstance(value, bool), key, "true or false", value)
-        self.lambda_cycle = _P.number("lambda_cycle", lambda_cycle)
-        self.lambda_identity = _P.number("lambda_identity", lambda_identity)
-        self.lambda_seg = _P.number("lambda_seg", lambda_seg)
-        self.shape_consistency = _P.number("shape_consistency", shape_consistency)
-        if not segment and (seg_on_real_source or self.shape_consistency):
-            raise ValueError(f"{_WHERE}: seg_on_real_source and shape_consistency need segment: true")
-        if self.shape_consistency and not seg_on_real_source:
-            raise ValueError(
-                f"{_WHERE}.shape_consistency compares the segmenter on target images and on their translation "
-                "to the source domain, so the segmenter must also learn source images: set seg_on_real_source: "
-                "true (or shape_consistency: 0)"
-            )
-        self.source_name, self.target_name = _domains(cfg, domains)
-        channels = cfg.data.in_channels
-        if generator == "unet":
-            name, params = "unet_generator", {"num_downs": unet_downs}
+        self.init_gan(_P, params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
+        self.lambda_cycle = params.lambda_cycle
+        self.lambda_identity = params.lambda_identity
+        self.lambda_seg = params.lambda_seg
+        self.shape_consistency = params.shape_consistency
+        self.source_name, self.target_name = _domains(ctx, params.domains)
+        channels, ngf, ndf, n_layers_d = ctx.in_channels, params.ngf, params.ndf, params.n_layers_d
+        if params.generator == "unet":
+            name, kwargs = "unet_generator", {"num_downs": params.unet_downs}
         else:
-            name, params = "resnet_generator", {"n_blocks": int(generator.split("_")[1])}
-        self.g_st = build_network(name, 2, channels, channels, ngf=ngf, **params)
-        self.g_ts = build_network(name, 2, channels, channels, ngf=ngf, **params)
+            name, kwargs = "resnet_generator", {"n_blocks": int(params.generator.split("_")[1])}
+        self.g_st = build_network(name, 2, channels, channels, ngf=ngf, **kwargs)
+        self.g_ts = build_network(name, 2, channels, channels, ngf=ngf, **kwargs)
         self.d_t = build_discriminator("patchgan", channels, ndf=ndf, n_layers=n_layers_d)
         self.d_s = build_discriminator("patchgan", channels, ndf=ndf, n_layers=n_layers_d)
-        self.pool_t, self.pool_s = ImagePool(pool_size), ImagePool(pool_size)
-        self.predicts = segment
-        self.seg_on_real_source = seg_on_real_source
-        self.optim_cfg = cfg.optim
-        if segment:
-            self.seg = build_segmenter(cfg)
-            self.seg_loss = build_loss(cfg.loss, cfg.data.num_classes)
+        self.pool_t, self.pool_s = ImagePool(params.pool_size), ImagePool(params.pool_size)
+        self.predicts = params.segment
+        self.seg_on_real_source = params.seg_on_real_source
+        self.optim_cfg = ctx.optim
+        if params.segment:
+            self.seg = ctx.segmenter()
+            self.seg_loss = ctx.make_loss()
 
     # ------------------------------------------------------------------ the contract
     def configure_optimizers(self) -> dict[str, Optimizer]:

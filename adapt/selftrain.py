@@ -23,58 +23,80 @@ reported model on the source validation patients or report the last step (benchm
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
 from weakseg.api import frozen_initial
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.losses import build_loss
-from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
+from weakseg.methods.common import ema_update, frozen_copy, main_output
 from weakseg.methods.consistency import forward_many, masked_loss, step_generator
-from weakseg.methods.mixing import StrongView
-from weakseg.methods.params import Params
-from weakseg.methods.semi import _logits, ema_update
-from weakseg.methods.supervised import build_segmenter
+from weakseg.methods.mixing import StrongView, check_cutmix_p, check_strong
+from weakseg.methods.params import custom, flag, integer, is_number, number, param, rule
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["SelfTrain"]
+__all__ = ["SelfTrain", "SelfTrainParams"]
+
+
+@dataclass
+class SelfTrainParams:
+    """``method.params`` of ``self_train``."""
+
+    initial: str | dict[str, Any] | None = param(
+        None,
+        rule(
+            lambda v: v is None or isinstance(v, (str, dict)),
+            "a checkpoint path (or its recorded config)",
+            (5,),
+        ),
+        "segmentation checkpoint whose segmenter starts student and teacher (e.g. a joint cyclegan run)",
+    )
+    threshold: float = param(
+        0.9,
+        rule(lambda v: is_number(v) and 0 < v < 1, "a confidence in (0, 1), e.g. 0.9", (0, 1.0, "abc")),
+        "teacher softmax a target pixel needs to give a pseudo-label",
+    )
+    lambda_target: float = param(1.0, number(), "weight of the masked target loss")
+    round_steps: int = param(
+        500, integer(0), "steps per round, then the teacher copies the student (0: EMA teacher)"
+    )
+    agreement: bool = param(False, flag(), "pseudo-label only where an EMA student agrees with the teacher")
+    ema_decay: float = param(0.99, number(0.0, 1.0), "decay of the EMA student (agreement) and EMA teacher")
+    strong: list[Any] | None = param(
+        None,
+        custom(lambda p, key, value: check_strong(p.method, value), ("gamma",)),
+        "intensity-only augmentation entries of the strong target view (null: weakseg.methods.mixing.DEFAULT_STRONG)",
+    )
+    cutmix_p: float = param(
+        0.5,
+        custom(lambda p, key, value: check_cutmix_p(p.method, value), (2, -0.5, "abc")),
+        "probability of CutMix between the strong target views of the batch",
+    )
+    translate_source: bool = param(
+        True, flag(), "translate source images with the initial CycleGAN's source -> target generator"
+    )
 
 
 class SelfTrain(Method):
     streams = ("source", "target")
+    params_class = SelfTrainParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        initial: str | dict | None = None,
-        threshold: float = 0.9,
-        lambda_target: float = 1.0,
-        round_steps: int = 500,
-        agreement: bool = False,
-        ema_decay: float = 0.99,
-        strong: list[dict] | None = None,
-        cutmix_p: float = 0.5,
-        translate_source: bool = True,
-    ) -> None:
+    def __init__(self, ctx: BuildContext, params: SelfTrainParams) -> None:
         super().__init__()
-        p = Params("self_train")
-        ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 < threshold < 1
-        p.check(ok, "threshold", "a confidence in (0, 1), e.g. 0.9", threshold)
-        self.threshold = float(threshold)
-        self.lambda_target = p.number("lambda_target", lambda_target)
-        self.round_steps = p.integer("round_steps", round_steps, 0)
-        self.agreement = p.flag("agreement", agreement)
-        self.ema_decay = p.number("ema_decay", ema_decay, 0.0, 1.0)
-        translate_source = p.flag("translate_source", translate_source)
-        self.optim_cfg, self.seed = cfg.optim, cfg.train.seed
-        self.sup_loss = build_loss(cfg.loss, cfg.data.num_classes)
-        self.strong = StrongView("self_train", strong, cutmix_p, cfg.data.spatial_dims)
-        self.net = build_segmenter(cfg)
-        self.initial = frozen_initial(initial, cfg, "self_train") if initial else None
+        self.threshold = params.threshold
+        self.lambda_target = params.lambda_target
+        self.round_steps = params.round_steps
+        self.agreement = params.agreement
+        self.ema_decay = params.ema_decay
+        self.optim_cfg, self.seed = ctx.optim, ctx.seed
+        self.sup_loss = ctx.make_loss()
+        self.strong = StrongView("self_train", params.strong, params.cutmix_p, ctx.spatial_dims)
+        self.net = ctx.segmenter()
+        self.initial = frozen_initial(params.initial, ctx) if params.initial else None
         if self.initial is not None:
             seg = getattr(self.initial, "seg", None) or getattr(self.initial, "net", None)
             try:
@@ -87,16 +109,10 @@ class SelfTrain(Method):
                 ) from None
         # the translator: the initial CycleGAN's source -> target generator, frozen
         self.translates = (
-            translate_source and hasattr(self.initial, "translate") and hasattr(self.initial, "g_st")
+            params.translate_source and hasattr(self.initial, "translate") and hasattr(self.initial, "g_st")
         )
-        self.teacher = self._frozen_copy()
-        self.ema = self._frozen_copy() if self.agreement else None
-
-    def _frozen_copy(self) -> torch.nn.Module:
-        twin = copy.deepcopy(self.net)
-        for q in twin.parameters():
-            q.requires_grad_(False)
-        return twin
+        self.teacher = frozen_copy(self.net)
+        self.ema = frozen_copy(self.net) if self.agreement else None
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {"net": make_optimizer(self.net.parameters(), self.optim_cfg)}
@@ -104,11 +120,11 @@ class SelfTrain(Method):
     @torch.no_grad()
     def pseudo_labels(self, x_target: Tensor) -> tuple[Tensor, Tensor]:
         """(labels, mask of the pixels that count) for weak target images, from the teacher (+ the EMA)."""
-        prob = _logits(self.teacher(x_target)).float().softmax(1)
+        prob = main_output(self.teacher(x_target)).float().softmax(1)
         conf, label = prob.max(1)
         mask = conf >= self.threshold
         if self.ema is not None:
-            mask &= _logits(self.ema(x_target)).argmax(1) == label
+            mask &= main_output(self.ema(x_target)).argmax(1) == label
         return label, mask
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
@@ -127,7 +143,7 @@ class SelfTrain(Method):
             out_s, out_t = forward_many(self.net, x_s, view.image)
         logits_s = [o.float() for o in out_s] if isinstance(out_s, (list, tuple)) else out_s.float()
         sup = self.sup_loss(logits_s, y_s)
-        tgt = masked_loss(_logits(out_t), view.target, view.mask)
+        tgt = masked_loss(main_output(out_t), view.target, view.mask)
         loss = sup + self.lambda_target * tgt
         ctx.backward(loss, "net", terms={"sup": sup, "target": tgt})
         if self.ema is not None:

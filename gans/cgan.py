@@ -24,6 +24,7 @@ it saves ``synthesis_step<N>.png`` (label -> synthetic -> real) at every ``train
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,21 +32,63 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses.gan import ImagePool
-from weakseg.methods.base import StepContext
+from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import ema_update, frozen_copy, one_hot
-from weakseg.methods.gan_base import GANMethod, picture_samples
+from weakseg.methods.gan_base import GAN_MODES, GANMethod, image_range_check, picture_samples
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
-from weakseg.methods.params import Params
+from weakseg.methods.params import Check, Params, choice, custom, integer, number, param
 from weakseg.nets import build_discriminator, build_network
 from weakseg.nets.ddp import unwrap
-from weakseg.nets.diffaug import DiffAugmented, check_policy
+from weakseg.nets.diffaug import POLICIES, DiffAugmented, check_policy
 
-__all__ = ["CGAN", "CONDITIONS", "check_label_values", "reseed_judges"]
+__all__ = ["CGAN", "CGANParams", "CONDITIONS", "check_label_values", "policy_check", "reseed_judges"]
 
 CONDITIONS = ("label", "label_and_context")
+
+
+def policy_check(allowed: Sequence[str] = POLICIES) -> Check:
+    """The check of a DiffAugment policy param (``diffaugment``, ``label_diffaugment``): a list of ``allowed``
+    names (``weakseg.nets.diffaug.check_policy``'s messages)."""
+
+    def check(p: Params, key: str, value: Any) -> list[str]:
+        where = f'method "{p.method}": method.params.{key}'
+        if not isinstance(value, (list, tuple)):  # check_policy iterates it
+            raise ValueError(f"{where} must be a list of {', '.join(allowed)}, got {value!r}")
+        return list(check_policy(value, where, allowed))
+
+    return custom(check, ("translation", ["rotate"], [1]))
+
+
+@dataclass
+class CGANParams:
+    """``method.params`` of ``cgan`` (and the stage-2 keys of ``dual_gan``)."""
+
+    condition: str = param(
+        "label",
+        choice(*CONDITIONS),
+        "generator input: label (one-hot map) | label_and_context (+ erased image)",
+    )
+    num_downs: int = param(7, integer(5), "U-Net generator depth: image sides are multiples of 2**num_downs")
+    ngf: int = param(64, integer(1), "generator width (filters of its first layer)")
+    ndf: int = param(64, integer(1), "PatchGAN discriminator width")
+    n_layers_d: int = param(3, integer(1), "PatchGAN stride-2 layers (3: 70x70 patches)")
+    dropout: float = param(0.5, number(0.0, 0.99), "dropout of the generator's inner layers")
+    gan_mode: str = param("vanilla", choice(*GAN_MODES), "GAN loss: lsgan | vanilla")
+    lambda_l1: float = param(100.0, number(), "weight of the L1 distance to the real image")
+    lr: float = param(2e-4, number(1e-12), "Adam learning rate of G and D")
+    beta1: float = param(0.5, number(0.0, 0.999), "Adam beta1 of G and D")
+    erase_dilation: int = param(
+        5, integer(0), "label_and_context: pixels the erased foreground is dilated by"
+    )
+    image_range: list[float] = param(
+        [0.0, 1.0], image_range_check(), "[low, high] of the images after the intensity preset"
+    )
+    diffaugment: list[str] = param(
+        [], policy_check(), "DiffAugment policies of D's pairs: translation, cutout, color (data-efficient)"
+    )
+    ema_decay: float = param(0.0, number(0.0, 0.9999), "decay of an EMA copy of G that samples (0: none)")
 
 
 def reseed_judges(*discs: torch.nn.Module, step: int = 0) -> None:
@@ -71,49 +114,39 @@ class CGAN(GANMethod):
     predicts = False
     method_name = "cgan"
     picture_stem = "synthesis"
+    params_class = CGANParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        condition: str = "label",
-        num_downs: int = 7,
-        ngf: int = 64,
-        ndf: int = 64,
-        n_layers_d: int = 3,
-        dropout: float = 0.5,
-        gan_mode: str = "vanilla",
-        lambda_l1: float = 100.0,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        erase_dilation: int = 5,
-        image_range: Sequence[float] = (0.0, 1.0),
-        diffaugment: Sequence[str] = (),
-        ema_decay: float = 0.0,
-    ) -> None:
+    def __init__(self, ctx: BuildContext, params: CGANParams) -> None:
         super().__init__()
-        p = Params(self.method_name)
-        if cfg.data.spatial_dims != 2:
+        if ctx.spatial_dims != 2:
             raise ValueError(f'method "{self.method_name}" is 2D: set data.slice_axis to synthesise slices')
-        self.condition_kind = p.choice("condition", condition, CONDITIONS)
-        self.init_gan(p, gan_mode, lr, (p.number("beta1", beta1, 0.0, 0.999), 0.999), image_range)
-        for key, value in dict(num_downs=num_downs, ngf=ngf, ndf=ndf, n_layers_d=n_layers_d).items():
-            p.integer(key, value, 5 if key == "num_downs" else 1)
-        self.erase_dilation = p.integer("erase_dilation", erase_dilation, 0)
-        self.lambda_l1 = p.number("lambda_l1", lambda_l1)
-        p.number("dropout", dropout, 0.0, 0.99)
-        self.num_classes, self.channels = cfg.data.num_classes, cfg.data.in_channels
+        self.condition_kind = params.condition
+        self.init_gan(
+            Params(self.method_name), params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range
+        )
+        self.erase_dilation = params.erase_dilation
+        self.lambda_l1 = params.lambda_l1
+        self.num_classes, self.channels = ctx.num_classes, ctx.in_channels
         g_in = self.num_classes + (self.channels + 1 if self.condition_kind == "label_and_context" else 0)
         self.g = build_network(
-            "unet_generator", 2, g_in, self.channels, num_downs=num_downs, ngf=ngf, dropout=dropout
+            "unet_generator",
+            2,
+            g_in,
+            self.channels,
+            num_downs=params.num_downs,
+            ngf=params.ngf,
+            dropout=params.dropout,
         )
-        self.d = build_discriminator("patchgan", g_in + self.channels, ndf=ndf, n_layers=n_layers_d)
-        policy = check_policy(diffaugment, f'method "{self.method_name}": method.params.diffaugment')
+        self.d = build_discriminator(
+            "patchgan", g_in + self.channels, ndf=params.ndf, n_layers=params.n_layers_d
+        )
+        policy = tuple(params.diffaugment)
         if (
             policy
         ):  # data-efficient training: D judges DiffAugment-ed pairs (colour on the image channels only)
-            self.d = DiffAugmented(self.d, policy, color=(g_in, g_in + self.channels), seed=cfg.train.seed)
+            self.d = DiffAugmented(self.d, policy, color=(g_in, g_in + self.channels), seed=ctx.seed)
         # an EMA copy of G samples (ema_decay > 0), as in data-efficient GANs; G itself keeps training
-        self.ema_decay = p.number("ema_decay", ema_decay, 0.0, 0.9999)
+        self.ema_decay = params.ema_decay
         self.g_ema = frozen_copy(self.g) if self.ema_decay else None
         self.pool = ImagePool(0)  # pix2pix: no image pool
 

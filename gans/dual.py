@@ -28,28 +28,27 @@ smooth organs and thin vessel segments. Adam(``label_lr``, (0.5, 0.999)).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from gans.cgan import CGAN, reseed_judges
-from weakseg.config import Config
+from gans.cgan import CGAN, CGANParams, policy_check, reseed_judges
 from weakseg.keys import Keys
 from weakseg.losses.gan import GANLoss, ImagePool
-from weakseg.methods.base import StepContext
+from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import ema_update, frozen_copy, one_hot, rank_slice
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
-from weakseg.methods.params import Params
+from weakseg.methods.params import Params, choice, flag, integer, number, param
 from weakseg.nets import build_discriminator
 from weakseg.nets.ddp import unwrap
-from weakseg.nets.diffaug import DiffAugmented, check_policy
+from weakseg.nets.diffaug import DiffAugmented
 from weakseg.nets.gan import spectral_normalize
 from weakseg.nets.init import init_weights
 
-__all__ = ["SAMPLE_BLOCK", "DualGAN", "LabelMapGenerator"]
+__all__ = ["SAMPLE_BLOCK", "DualGAN", "DualGANParams", "LabelMapGenerator"]
 
 SAMPLE_BLOCK = 8
 LABEL_BETAS = (0.5, 0.999)  # Adam of the label-map GAN
@@ -67,11 +66,7 @@ class LabelMapGenerator(nn.Module):
 
     def __init__(self, z_dim: int, num_classes: int, size: int, ngf: int = 64, noise_size: int = 4) -> None:
         super().__init__()
-        k = (size // max(1, noise_size)).bit_length() - 1
-        if noise_size < 1 or k < 1 or noise_size * 2**k != size:
-            raise ValueError(
-                f"label map size must be noise size {noise_size} times a power of two >= 2, got {size}"
-            )
+        k = self.upsamplings(size, noise_size)
         width = ngf * 2 ** min(k - 1, 3)
         self.z_dim, self.size, self.noise_size = z_dim, size, noise_size
         layers: list[nn.Module] = [
@@ -91,6 +86,16 @@ class LabelMapGenerator(nn.Module):
         layers.append(nn.Conv2d(width, num_classes, 3, padding=1, padding_mode="replicate"))
         self.body = nn.Sequential(*layers)
 
+    @staticmethod
+    def upsamplings(size: int, noise_size: int) -> int:
+        """k with ``size == noise_size * 2**k``, k >= 1; else ``ValueError``."""
+        k = (size // max(1, noise_size)).bit_length() - 1
+        if noise_size < 1 or k < 1 or noise_size * 2**k != size:
+            raise ValueError(
+                f"label map size must be noise size {noise_size} times a power of two >= 2, got {size}"
+            )
+        return k
+
     def noise(self, n: int, generator: torch.Generator) -> Tensor:
         """n noise maps (n, z_dim, noise_size, noise_size) drawn with ``generator`` (on the CPU)."""
         return torch.randn(n, self.z_dim, self.noise_size, self.noise_size, generator=generator)
@@ -99,80 +104,91 @@ class LabelMapGenerator(nn.Module):
         return self.body(z)
 
 
-class DualGAN(CGAN):
-    method_name = "dual_gan"
+@dataclass
+class DualGANParams(CGANParams):
+    """``method.params`` of ``dual_gan``: the stage-2 ``cgan`` keys, then the label-map GAN's."""
 
-    def __init__(
-        self,
-        cfg: Config,
-        label_size: int = 128,
-        z_dim: int = 128,
-        label_ngf: int = 64,
-        label_ndf: int = 32,
-        label_noise_size: int = 4,
-        label_critic: str = "patch",
-        label_d_layers: int = 3,
-        label_gan_mode: str = "hinge",
-        label_spectral_norm: bool = True,
-        label_lr: float = 2e-4,
-        label_smooth: float = 1.0,
-        label_epsilon: float = 0.0,
-        tau: float = 1.0,
-        label_diffaugment: Sequence[str] = (),
-        label_ema_decay: float = 0.0,
-        **cgan_params,
-    ) -> None:
-        super().__init__(cfg, **cgan_params)
-        p = Params(self.method_name)
-        if self.condition_kind != "label":
+    label_size: int = param(128, integer(8), "side of the label maps (the training data's size)")
+    z_dim: int = param(128, integer(1), "channels of the label generator's noise map")
+    label_ngf: int = param(64, integer(1), "label generator width (channels of its last layer)")
+    label_ndf: int = param(32, integer(1), "label critic width")
+    label_noise_size: int = param(4, integer(1), "side of the noise map; label_size / this is a power of 2")
+    label_critic: str = param(
+        "patch", choice("image", "patch"), "label critic: patch (PatchGAN) | image (global)"
+    )
+    label_d_layers: int = param(3, integer(1), "stride-2 layers of the patch critic (3: 70x70, 4: 142x142)")
+    label_gan_mode: str = param(
+        "hinge", choice("hinge", "lsgan", "vanilla"), "GAN loss of the label-map GAN: hinge | lsgan | vanilla"
+    )
+    label_spectral_norm: bool = param(True, flag(), "spectrally normalise the label critic")
+    label_lr: float = param(2e-4, number(1e-12), "Adam learning rate of the label-map GAN")
+    label_smooth: float = param(
+        1.0, number(0.0, 10.0), "Gaussian blur (pixels) of the real maps; 0: straight-through one-hot fakes"
+    )
+    label_epsilon: float = param(0.0, number(0.0, 0.5), "mix of the real maps with the uniform distribution")
+    tau: float = param(1.0, number(1e-3), "softmax temperature of the generated label maps")
+    label_diffaugment: list[str] = param(
+        [],
+        policy_check(("translation", "cutout")),
+        "DiffAugment policies of the label critic: translation, cutout",
+    )
+    label_ema_decay: float = param(
+        0.0, number(0.0, 0.9999), "decay of an EMA label generator that samples (0: none)"
+    )
+
+    def __post_init__(self) -> None:
+        p = Params("dual_gan")
+        if self.condition != "label":
             p.fail(
                 "condition",
                 '"label" (sampled label maps have no context image to paint into)',
-                self.condition_kind,
+                self.condition,
             )
-        self.label_size = p.integer("label_size", label_size, 8)
-        self.z_dim = p.integer("z_dim", z_dim, 1)
-        self.tau = p.number("tau", tau, 1e-3)
-        self.label_lr = p.number("label_lr", label_lr, 1e-12)
-        self.label_smooth = p.number("label_smooth", label_smooth, 0.0, 10.0)
-        self.label_epsilon = p.number("label_epsilon", label_epsilon, 0.0, 0.5)
-        mode = p.choice("label_gan_mode", label_gan_mode, ("hinge", "lsgan", "vanilla"))
-        critic = p.choice("label_critic", label_critic, ("image", "patch"))
-        noise_size = p.integer("label_noise_size", label_noise_size, 1)
         try:
-            self.label_g = init_weights(
-                LabelMapGenerator(
-                    self.z_dim,
-                    self.num_classes,
-                    self.label_size,
-                    p.integer("label_ngf", label_ngf, 1),
-                    noise_size,
-                ),
-                "normal",
-                0.02,
-            )
+            LabelMapGenerator.upsamplings(self.label_size, self.label_noise_size)
         except ValueError as e:
-            raise ValueError(f'method "{self.method_name}": method.params.label_size: {e}') from None
-        ndf = p.integer("label_ndf", label_ndf, 1)
-        if critic == "image":
+            raise ValueError(f'method "{p.method}": method.params.label_size: {e}') from None
+
+
+class DualGAN(CGAN):
+    method_name = "dual_gan"
+    params_class = DualGANParams
+
+    def __init__(self, ctx: BuildContext, params: DualGANParams) -> None:
+        super().__init__(ctx, params)
+        p = Params(self.method_name)
+        self.label_size = params.label_size
+        self.z_dim = params.z_dim
+        self.tau = params.tau
+        self.label_lr = params.label_lr
+        self.label_smooth = params.label_smooth
+        self.label_epsilon = params.label_epsilon
+        self.label_g = init_weights(
+            LabelMapGenerator(
+                self.z_dim, self.num_classes, self.label_size, params.label_ngf, params.label_noise_size
+            ),
+            "normal",
+            0.02,
+        )
+        ndf = params.label_ndf
+        if params.label_critic == "image":
             n_layers = max(1, min(6, (self.label_size // 4).bit_length() - 1))  # down to about 4x4
             self.label_d = build_discriminator("evaluation", self.num_classes, ndf=ndf, n_layers=n_layers)
         else:
-            layers = p.integer("label_d_layers", label_d_layers, 1)
+            layers = params.label_d_layers
             self.label_d = build_discriminator("patchgan", self.num_classes, ndf=ndf, n_layers=layers)
-            if self.label_size < self.label_d.min_size:
+            if self.label_size < self.label_d.min_size:  # the critic's size, known once it is built
                 p.fail("label_size", f">= {self.label_d.min_size} with label_critic: patch", self.label_size)
-        if p.flag("label_spectral_norm", label_spectral_norm):
+        if params.label_spectral_norm:
             spectral_normalize(self.label_d)
-        where = f'method "{self.method_name}": method.params.label_diffaugment'
-        policy = check_policy(label_diffaugment, where, ("translation", "cutout"))  # no colour on label maps
+        policy = tuple(params.label_diffaugment)  # no colour on label maps
         if policy:
-            self.label_d = DiffAugmented(self.label_d, policy, seed=cfg.train.seed + 1)
-        self.label_ema_decay = p.number("label_ema_decay", label_ema_decay, 0.0, 0.9999)
+            self.label_d = DiffAugmented(self.label_d, policy, seed=ctx.seed + 1)
+        self.label_ema_decay = params.label_ema_decay
         self.label_g_ema = frozen_copy(self.label_g) if self.label_ema_decay else None
-        self.label_loss = GANLoss(mode)
+        self.label_loss = GANLoss(params.label_gan_mode)
         self.label_pool = ImagePool(0)
-        self.noise_seed = cfg.train.seed
+        self.noise_seed = ctx.seed
 
     @property
     def label_judges(self) -> dict[str, Judge]:

@@ -23,7 +23,7 @@ from weakseg.data.dataset import interp_mode
 from weakseg.engine.checkpoint import load_checkpoint
 from weakseg.engine.evaluate import evaluate_dataset
 from weakseg.engine.trainer import Trainer, load_method_state, resolve_amp, resolve_device
-from weakseg.methods import Method, build_method
+from weakseg.methods import BuildContext, Method, build_method
 from weakseg.methods.infer import infer_window, predict_logits
 from weakseg.metrics import MetricAccumulator
 from weakseg.nets import pretrained_weights_disabled
@@ -68,11 +68,12 @@ def load_trained(
     return cfg, method.to(dev).eval(), dev
 
 
-def frozen_initial(initial: str | dict, cfg: Config, owner: str) -> Method:
+def frozen_initial(initial: str | dict, ctx: BuildContext) -> Method:
     """A trained method that another method runs frozen (``method.params.initial`` of ``refine``,
-    ``self_train``). A checkpoint path is loaded, and ``cfg`` then records that method's config in its place,
-    so the new run's checkpoints hold both and rebuild without the file; a config dict (that record) builds
-    the method, whose weights then come from the new run's checkpoint."""
+    ``self_train``). A checkpoint path is loaded, and ``ctx.record`` then records that method's config in its
+    place, so the new run's checkpoints hold both and rebuild without the file; a config dict (that record)
+    builds the method, whose weights then come from the new run's checkpoint."""
+    owner = ctx.method
     if isinstance(initial, dict):
         init_cfg = config_from_dict(initial, "method.params.initial")
         with pretrained_weights_disabled():
@@ -90,13 +91,13 @@ def frozen_initial(initial: str | dict, cfg: Config, owner: str) -> Method:
         load_method_state(method, ckpt["state"], str(initial))
         from weakseg.config import config_to_dict
 
-        cfg.method.params = {**cfg.method.params, "initial": config_to_dict(init_cfg)}
+        ctx.record("initial", config_to_dict(init_cfg))
     if not method.predicts:
         raise ValueError(f'method "{owner}": method.params.initial must be a segmentation checkpoint')
-    if init_cfg.data.num_classes != cfg.data.num_classes or init_cfg.data.in_channels != cfg.data.in_channels:
+    if init_cfg.data.num_classes != ctx.num_classes or init_cfg.data.in_channels != ctx.in_channels:
         raise ValueError(
             f'method "{owner}": the initial network has {init_cfg.data.num_classes} classes and '
-            f"{init_cfg.data.in_channels} channel(s), the data {cfg.data.num_classes} and {cfg.data.in_channels}"
+            f"{init_cfg.data.in_channels} channel(s), the data {ctx.num_classes} and {ctx.in_channels}"
         )
     for p in method.parameters():
         p.requires_grad_(False)

@@ -17,7 +17,9 @@ def add_core_commands(sub: argparse._SubParsersAction) -> None:
         "list", help="what can be named in a config: networks, losses, methods, transforms, encoders"
     )
     p.add_argument("what", choices=LISTABLE, help="which registry to list")
-    p.add_argument("-v", "--verbose", action="store_true", help="methods: one line per parameter, with its doc")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="methods: one line per parameter, with its doc"
+    )
     p.set_defaults(handler=_list)
 
     p = sub.add_parser("train", help="train a method from a YAML config")

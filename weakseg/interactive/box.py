@@ -16,6 +16,7 @@ crop, replaced by the user's clicks / scribbles where given (weight ``scribble_w
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,16 +25,15 @@ from scipy import ndimage
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
-from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
 from weakseg.methods.common import main_output
-from weakseg.methods.params import Params
+from weakseg.methods.params import integer, number, param
 from weakseg.nets import build_network
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["BoxSeg", "bounding_box"]
+__all__ = ["BoxSeg", "BoxSegParams", "bounding_box"]
 
 Box = tuple[int, int, int, int]  # y0, x0, y1, x1 (inclusive start, exclusive end)
 
@@ -52,39 +52,40 @@ def _grow(box: Box, margin: float, shape: tuple[int, int]) -> Box:
     return max(0, y0 - my), max(0, x0 - mx), min(shape[0], y1 + my), min(shape[1], x1 + mx)
 
 
+@dataclass
+class BoxSegParams:
+    """``method.params`` of ``box``."""
+
+    crop_size: int = param(96, integer(16), "side of the network's input: the grown box, resized")
+    margin: float = param(0.1, number(0.0, 1.0), "the box grows by this share of its size on each side")
+    jitter: float = param(0.15, number(0.0, 1.0), "training boxes move by up to this share of their size")
+    steps: int = param(10, integer(0), "Adam steps of image-specific fine-tuning")
+    fine_tune_lr: float = param(1e-4, number(0.0), "learning rate of image-specific fine-tuning")
+    scribble_weight: float = param(5.0, number(0.0), "loss weight of the user's clicks / scribbles")
+    uncertain: float = param(
+        0.2, number(0.0, 0.499), "pixels with probability within this of 0.5 do not teach"
+    )
+
+
 class BoxSeg(Method):
     streams = ("labeled",)
     predicts = False
+    params_class = BoxSegParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        crop_size: int = 96,
-        margin: float = 0.1,
-        jitter: float = 0.15,
-        steps: int = 10,
-        fine_tune_lr: float = 1e-4,
-        scribble_weight: float = 5.0,
-        uncertain: float = 0.2,
-    ) -> None:
+    def __init__(self, ctx: BuildContext, params: BoxSegParams) -> None:
         super().__init__()
-        if cfg.data.spatial_dims != 2:
+        if ctx.spatial_dims != 2:
             raise ValueError('method "box" is 2D: set data.slice_axis to segment slices')
-        p = Params("box")
-        p.integer("crop_size", crop_size, 16)
-        p.number("margin", margin, 0.0, 1.0)
-        p.number("jitter", jitter, 0.0, 1.0)
-        p.integer("steps", steps, 0)
-        p.number("uncertain", uncertain, 0.0, 0.499)
-        self.crop_size, self.margin, self.jitter = crop_size, float(margin), float(jitter)
-        self.steps, self.fine_tune_lr = steps, float(fine_tune_lr)
-        self.scribble_weight, self.uncertain = float(scribble_weight), float(uncertain)
-        self.optim_cfg, self.seed = cfg.optim, cfg.train.seed
-        self.net = build_network(cfg.model.network, 2, cfg.data.in_channels, 2, **cfg.model.params)
+        crop_size = params.crop_size
+        self.crop_size, self.margin, self.jitter = crop_size, params.margin, params.jitter
+        self.steps, self.fine_tune_lr = params.steps, params.fine_tune_lr
+        self.scribble_weight, self.uncertain = params.scribble_weight, params.uncertain
+        self.optim_cfg, self.seed = ctx.optim, ctx.seed
+        self.net = build_network(ctx.network, 2, ctx.in_channels, 2, **ctx.network_params)
         div = int(getattr(self.net, "size_divisor", 1))
-        if crop_size % div:
+        if crop_size % div:  # the network's divisor, known once it is built
             raise ValueError(f'method "box": method.params.crop_size {crop_size} must be a multiple of {div}')
-        self.loss = build_loss(cfg.loss, 2)
+        self.loss = build_loss(ctx.loss, 2)
 
     # ------------------------------------------------------------------ crops
     def _crop(self, image: Tensor, box: Box) -> Tensor:

@@ -20,6 +20,9 @@ clicks-vs-Dice curve of ``benchmarks/interactive.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -27,20 +30,45 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from weakseg.api import frozen_initial
-from weakseg.config import Config
 from weakseg.interactive.clicks import Click, next_click
 from weakseg.interactive.distances import euclidean_distance, geodesic_distance
 from weakseg.keys import Keys
 from weakseg.losses import build_loss
-from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
 from weakseg.methods.common import main_output
-from weakseg.methods.params import Params
+from weakseg.methods.params import integer, number, param, rule
 from weakseg.nets import build_network
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["Refine", "click_maps"]
+__all__ = ["Refine", "RefineParams", "click_maps"]
 
 DISTANCES = ("geodesic", "euclidean")
+
+
+@dataclass
+class RefineParams:
+    """``method.params`` of ``refine``."""
+
+    initial: str | dict[str, Any] | None = param(
+        None,
+        rule(
+            lambda v: v is None or isinstance(v, (str, dict)),
+            "a checkpoint path (or its recorded config)",
+            (5,),
+        ),
+        "segmentation checkpoint giving the first result (null: the ground truth, corrupted)",
+    )
+    max_clicks: int = param(5, integer(0), "simulated clicks per training sample: 0 to this many")
+    distance: str = param(
+        "geodesic",
+        rule(lambda v: v in DISTANCES, "geodesic or euclidean", ("manhattan",)),
+        "distance of the click maps: geodesic | euclidean",
+    )
+    lamb: float = param(1.0, number(), "geodesic distance: weight of the image gradient")
+    distance_scale: float = param(20.0, number(1e-6), "click maps are exp(-distance / distance_scale)")
+    corrupt_prior: float = param(
+        0.5, number(0.0, 1.0), "share of the first network's training results corrupted before the clicks"
+    )
 
 
 def click_maps(
@@ -84,33 +112,20 @@ def _corrupt(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class Refine(Method):
     streams = ("labeled",)
     predicts = False
+    params_class = RefineParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        initial: str | dict | None = None,
-        max_clicks: int = 5,
-        distance: str = "geodesic",
-        lamb: float = 1.0,
-        distance_scale: float = 20.0,
-        corrupt_prior: float = 0.5,
-    ) -> None:
+    def __init__(self, ctx: BuildContext, params: RefineParams) -> None:
         super().__init__()
-        if cfg.data.spatial_dims != 2:
+        if ctx.spatial_dims != 2:
             raise ValueError('method "refine" is 2D: set data.slice_axis to refine slices')
-        p = Params("refine")
-        self.corrupt_prior = p.number("corrupt_prior", corrupt_prior, 0.0, 1.0)
-        p.check(distance in DISTANCES, "distance", "geodesic or euclidean", distance)
-        p.integer("max_clicks", max_clicks, 0)
-        p.number("distance_scale", distance_scale, 1e-6)
-        p.number("lamb", lamb)
-        self.num_classes, self.max_clicks = cfg.data.num_classes, max_clicks
-        self.distance, self.lamb, self.scale = distance, float(lamb), float(distance_scale)
-        self.optim_cfg = cfg.optim
-        self.seed = cfg.train.seed
-        self.net = build_network(cfg.model.network, 2, cfg.data.in_channels + 3, 2, **cfg.model.params)
-        self.loss = build_loss(cfg.loss, 2)
-        self.initial = frozen_initial(initial, cfg, "refine") if initial else None
+        self.corrupt_prior = params.corrupt_prior
+        self.num_classes, self.max_clicks = ctx.num_classes, params.max_clicks
+        self.distance, self.lamb, self.scale = params.distance, params.lamb, params.distance_scale
+        self.optim_cfg = ctx.optim
+        self.seed = ctx.seed
+        self.net = build_network(ctx.network, 2, ctx.in_channels + 3, 2, **ctx.network_params)
+        self.loss = build_loss(ctx.loss, 2)
+        self.initial = frozen_initial(params.initial, ctx) if params.initial else None
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

@@ -19,23 +19,23 @@ Evaluation uses the student (``predict_with: student``) as the paper does; or th
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.methods.base import StepContext
+from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import ema_update, frozen_copy, main_output
 from weakseg.methods.consistency import masked_loss, step_generator
 from weakseg.methods.mixing import bcp_mix, cutmix
-from weakseg.methods.params import Params
-from weakseg.methods.semi import SemiMethod
+from weakseg.methods.params import choice, is_number, number, param, rule
+from weakseg.methods.semi import SemiMethod, optional_integer
+from weakseg.methods.supervised import FineTuneParams
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["BCP", "fixed_boxes"]
+__all__ = ["BCP", "BCPParams", "fixed_boxes"]
 
 
 def fixed_boxes(b: int, size: tuple[int, ...], fraction: float, generator: torch.Generator) -> Tensor:
@@ -49,33 +49,37 @@ def fixed_boxes(b: int, size: tuple[int, ...], fraction: float, generator: torch
     return out
 
 
+@dataclass
+class BCPParams(FineTuneParams):
+    pretrain_steps: int | None = param(
+        None, optional_integer(0), "steps of copy-paste pre-training on labeled images (null: 20% of the run)"
+    )
+    alpha: float = param(0.5, number(), "weight of the pseudo-labelled region of a mixed image")
+    box_fraction: float = param(
+        2 / 3,
+        rule(lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1)", (0, 1.2, "abc")),
+        "side of the pasted box, as a fraction of each image side",
+    )
+    ema_decay: float = param(0.99, number(0.0, 1.0), "the teacher's EMA decay: min(1 - 1 / (step + 1), this)")
+    predict_with: str = param(
+        "student", choice("student", "teacher"), "the network evaluation and predict use: student | teacher"
+    )
+    unsup_loss: str = param("dice_ce", choice("dice_ce", "ce"), "loss of each region: dice_ce | ce")
+
+
 class BCP(SemiMethod):
     name = "bcp"
+    params_class = BCPParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        pretrain_steps: int | None = None,
-        alpha: float = 0.5,
-        box_fraction: float = 2 / 3,
-        ema_decay: float = 0.99,
-        predict_with: str = "student",
-        unsup_loss: str = "dice_ce",
-        **finetune: Any,
-    ) -> None:
-        super().__init__(cfg, **finetune)
-        p = Params(self.name)
-        default = int(0.2 * cfg.train.max_steps)  # the paper: 10k of 40k iterations (ACDC)
-        self.pretrain_steps = p.integer(
-            "pretrain_steps", default if pretrain_steps is None else pretrain_steps, 0
-        )
-        self.alpha = p.number("alpha", alpha)
-        ok = isinstance(box_fraction, (int, float)) and not isinstance(box_fraction, bool)
-        p.check(ok and 0 < box_fraction < 1, "box_fraction", "a fraction in (0, 1)", box_fraction)
-        self.box_fraction = float(box_fraction)
-        self.ema_decay = p.number("ema_decay", ema_decay, 0.0, 1.0)
-        self.predict_with = p.choice("predict_with", predict_with, ("student", "teacher"))
-        self.unsup_loss = p.choice("unsup_loss", unsup_loss, ("dice_ce", "ce"))
+    def __init__(self, ctx: BuildContext, params: BCPParams) -> None:
+        super().__init__(ctx, params)
+        default = int(0.2 * ctx.max_steps)  # the paper: 10k of 40k iterations (ACDC)
+        self.pretrain_steps = default if params.pretrain_steps is None else params.pretrain_steps
+        self.alpha = params.alpha
+        self.box_fraction = params.box_fraction
+        self.ema_decay = params.ema_decay
+        self.predict_with = params.predict_with
+        self.unsup_loss = params.unsup_loss
         self.teacher = frozen_copy(self.net)
         # set once the teacher holds the pre-trained weights (a buffer: part of the checkpoint, exact resume)
         self.register_buffer("teacher_ready", torch.zeros((), dtype=torch.bool))

@@ -20,6 +20,7 @@ Both take the fine-tuning keys of a pretrained encoder (``freeze_encoder_steps``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,16 +29,24 @@ from monai.losses import MaskedDiceLoss
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.methods.base import StepContext
+from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import main_output, one_hot, rank_slice
-from weakseg.methods.mixing import StrongView
-from weakseg.methods.params import Params
+from weakseg.methods.mixing import StrongView, check_cutmix_p, check_strong
+from weakseg.methods.params import choice, custom, integer, is_number, number, param, rule
 from weakseg.methods.semi import SemiMethod, sigmoid_rampup
+from weakseg.methods.supervised import FineTuneParams
 from weakseg.nets.perturb import feature_dropout, perturbation_sites
 
-__all__ = ["FixMatch", "UniMatch", "forward_many", "masked_loss", "step_generator"]
+__all__ = [
+    "FixMatch",
+    "FixMatchParams",
+    "UniMatch",
+    "UniMatchParams",
+    "forward_many",
+    "masked_loss",
+    "step_generator",
+]
 
 
 def step_generator(seed: int, step: int, stream: int, ctx: StepContext | None = None) -> torch.Generator:
@@ -78,30 +87,42 @@ def masked_loss(
     return 0.5 * (ce + _DICE(logits, one_hot(target, logits.shape[1]), m[:, None]))
 
 
+@dataclass
+class FixMatchParams(FineTuneParams):
+    threshold: float = param(
+        0.95,
+        rule(lambda v: is_number(v) and 0 < v < 1, "a confidence in (0, 1), e.g. 0.95", (0, 1.0, "abc")),
+        "confidence (max softmax) a weak-view pixel needs to give a pseudo-label",
+    )
+    lambda_u: float = param(1.0, number(), "weight of the unlabeled loss")
+    rampup_steps: int = param(0, integer(0), "steps of the unlabeled weight's sigmoid ramp-up (0: none)")
+    strong: list[Any] | None = param(
+        None,
+        custom(lambda p, key, value: check_strong(p.method, value), ("gamma",)),
+        "intensity-only augmentation entries of the strong view (null: weakseg.methods.mixing.DEFAULT_STRONG)",
+    )
+    cutmix_p: float = param(
+        0.5,
+        custom(lambda p, key, value: check_cutmix_p(p.method, value), (2, -0.5, "abc")),
+        "probability of CutMix between the unlabeled images of a strong view",
+    )
+    unsup_loss: str = param(
+        "dice_ce", choice("dice_ce", "ce"), "masked loss of the pseudo-labels: dice_ce | ce"
+    )
+
+
 class FixMatch(SemiMethod):
     name = "fixmatch"
     n_strong = 1
+    params_class = FixMatchParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        threshold: float = 0.95,
-        lambda_u: float = 1.0,
-        rampup_steps: int = 0,
-        strong: list[dict] | None = None,
-        cutmix_p: float = 0.5,
-        unsup_loss: str = "dice_ce",
-        **finetune: Any,
-    ) -> None:
-        super().__init__(cfg, **finetune)
-        p = Params(self.name)
-        ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 < threshold < 1
-        p.check(ok, "threshold", "a confidence in (0, 1), e.g. 0.95", threshold)
-        self.threshold = float(threshold)
-        self.lambda_u = p.number("lambda_u", lambda_u)
-        self.rampup_steps = p.integer("rampup_steps", rampup_steps, 0)
-        self.unsup_loss = p.choice("unsup_loss", unsup_loss, ("dice_ce", "ce"))
-        self.strong = StrongView(self.name, strong, cutmix_p, cfg.data.spatial_dims)
+    def __init__(self, ctx: BuildContext, params: FixMatchParams) -> None:
+        super().__init__(ctx, params)
+        self.threshold = params.threshold
+        self.lambda_u = params.lambda_u
+        self.rampup_steps = params.rampup_steps
+        self.unsup_loss = params.unsup_loss
+        self.strong = StrongView(self.name, params.strong, params.cutmix_p, ctx.spatial_dims)
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {"net": self.segmenter_optimizer()}
@@ -142,15 +163,23 @@ class FixMatch(SemiMethod):
         return {**logs, "unsup_weight": weight, "confident_fraction": float(mask.float().mean())}
 
 
+@dataclass
+class UniMatchParams(FixMatchParams):
+    fp_dropout: float = param(0.5, number(0.0, 0.99), "channel dropout of the feature-perturbation stream")
+    fp_weight: float = param(
+        0.5, number(0.0, 1.0), "weight of the feature-perturbation loss (the strong views: the rest)"
+    )
+
+
 class UniMatch(FixMatch):
     name = "unimatch"
     n_strong = 2
+    params_class = UniMatchParams
 
-    def __init__(self, cfg: Config, fp_dropout: float = 0.5, fp_weight: float = 0.5, **fixmatch: Any) -> None:
-        super().__init__(cfg, **fixmatch)
-        p = Params(self.name)
-        self.fp_dropout = p.number("fp_dropout", fp_dropout, 0.0, 0.99)
-        self.fp_weight = p.number("fp_weight", fp_weight, 0.0, 1.0)
+    def __init__(self, ctx: BuildContext, params: UniMatchParams) -> None:
+        super().__init__(ctx, params)
+        self.fp_dropout = params.fp_dropout
+        self.fp_weight = params.fp_weight
         perturbation_sites(self.net)  # fails now, not at the first step, for a network it cannot perturb
 
     def unsup_terms(self, x_weak: Tensor, label: Tensor, mask: Tensor, views, logits_s, ctx) -> dict:

@@ -14,23 +14,22 @@ network, the two end up within noise of each other.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.methods.base import StepContext
+from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import main_output
 from weakseg.methods.consistency import forward_many
-from weakseg.methods.params import Params
-from weakseg.methods.semi import SemiMethod, sigmoid_rampup
-from weakseg.methods.supervised import build_segmenter
+from weakseg.methods.params import choice, number, param
+from weakseg.methods.semi import SemiMethod, optional_integer, sigmoid_rampup
+from weakseg.methods.supervised import FineTuneParams
 
-__all__ = ["CPS", "cross_pseudo_loss"]
+__all__ = ["CPS", "CPSParams", "cross_pseudo_loss"]
 
 
 def cross_pseudo_loss(logits_a: Tensor, logits_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -39,24 +38,26 @@ def cross_pseudo_loss(logits_a: Tensor, logits_b: Tensor) -> tuple[Tensor, Tenso
     return F.cross_entropy(logits_a.float(), target_b), F.cross_entropy(logits_b.float(), target_a)
 
 
+@dataclass
+class CPSParams(FineTuneParams):
+    lambda_cps: float = param(1.0, number(), "weight of the cross pseudo-supervision losses")
+    rampup_steps: int | None = param(
+        None, optional_integer(0), "steps of the cross-loss weight's sigmoid ramp-up (null: 20% of the run)"
+    )
+    predict_with: str = param("a", choice("a", "b"), "the network evaluation and predict use: a | b")
+
+
 class CPS(SemiMethod):
     name = "cps"
+    params_class = CPSParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        lambda_cps: float = 1.0,
-        rampup_steps: int | None = None,
-        predict_with: str = "a",
-        **finetune: Any,
-    ) -> None:
-        super().__init__(cfg, **finetune)
-        p = Params(self.name)
-        self.lambda_cps = p.number("lambda_cps", lambda_cps)
-        default = int(0.2 * cfg.train.max_steps)
-        self.rampup_steps = p.integer("rampup_steps", default if rampup_steps is None else rampup_steps, 0)
-        self.predict_with = p.choice("predict_with", predict_with, ("a", "b"))
-        self.net_b = build_segmenter(cfg)  # drawn after `net`: another initialisation
+    def __init__(self, ctx: BuildContext, params: CPSParams) -> None:
+        super().__init__(ctx, params)
+        self.lambda_cps = params.lambda_cps
+        default = int(0.2 * ctx.max_steps)
+        self.rampup_steps = default if params.rampup_steps is None else params.rampup_steps
+        self.predict_with = params.predict_with
+        self.net_b = ctx.segmenter()  # drawn after `net`: another initialisation
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {"net": self.segmenter_optimizer(self.net, self.net_b)}

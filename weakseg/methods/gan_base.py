@@ -1,14 +1,21 @@
 """The base of every adversarial method (``cgan``, ``dual_gan``, ``cyclegan``, ``dan``, ``hung``): what they
 share around the update itself (``weakseg.methods.gan_steps.gan_update``).
 
+    @dataclass
+    class Pix2PixParams:
+        gan_mode: str = param("vanilla", choice(*GAN_MODES), "GAN loss")
+        lr: float = param(2e-4, number(1e-12), "Adam learning rate of G and D")
+        beta1: float = param(0.5, number(0.0, 0.999), "Adam beta1 of G and D")
+        image_range: list[float] = param([0.0, 1.0], image_range_check(), "the data range")
+
     class Pix2Pix(GANMethod):
+        params_class = Pix2PixParams
         picture_stem = "synthesis"                                  # saves synthesis_step<N>.png
 
-        def __init__(self, cfg, gan_mode="vanilla", lr=2e-4, beta1=0.5, image_range=(0.0, 1.0)):
+        def __init__(self, ctx: BuildContext, params: Pix2PixParams):
             super().__init__()
-            p = Params("pix2pix")
             self.g, self.d = build_network("unet_generator", ...), build_discriminator("patchgan", ...)
-            self.init_gan(p, gan_mode, lr, (p.number("beta1", beta1, 0.0, 0.999), 0.999), image_range)
+            self.init_gan(Params("pix2pix"), params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
             self.pool = ImagePool(0)
 
         def configure_optimizers(self):
@@ -23,6 +30,8 @@ share around the update itself (``weakseg.methods.gan_steps.gan_update``).
             return [[("synthetic", self.rgb(self.generate(s["label"][None])[0].numpy()))]
                     for s in picture_samples(datasets, ("val", "labeled"), 4)]
 
+* ``image_range_check()``: the check of an ``image_range`` param (``[low, high]``, low < high), for the typed
+  params of a method (``weakseg.methods.params``); ``GAN_MODES`` the choices of its ``gan_mode``.
 * ``init_gan``: checks the GAN loss mode (one of ``modes``) and the Adam learning rate of the generator and
   discriminator optimizers, stores them with the Adam betas (``gan_lr``, ``gan_betas``), builds ``gan_loss``;
   with ``image_range``, checks it and stores the data range as ``lo``, ``hi``.
@@ -52,11 +61,17 @@ from torch.optim import Adam
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import Method
 from weakseg.methods.gan_steps import from_gan_range, to_gan_range
-from weakseg.methods.params import Params
+from weakseg.methods.params import Check, Params, custom
 
-__all__ = ["GAN_MODES", "GANMethod", "picture_samples"]
+__all__ = ["GAN_MODES", "GANMethod", "image_range_check", "picture_samples"]
 
 GAN_MODES = ("lsgan", "vanilla")  # pix2pix / CycleGAN's choices of GAN loss
+
+
+def image_range_check() -> Check:
+    """The check of a typed ``image_range`` param: ``[low, high]`` with low < high (``Params.image_range``'s
+    message), returned as a list of two floats."""
+    return custom(lambda p, key, value: list(p.image_range(value)), ([1.0, 0.0], [0.0], "abc"))
 
 
 def picture_samples(datasets: dict, names: Sequence[str], n: int) -> Iterator[dict]:

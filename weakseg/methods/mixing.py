@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -26,7 +27,16 @@ from weakseg.augment.spec import TRANSFORMS, normalize_transform
 from weakseg.augment.torch_backend import BatchAugment
 from weakseg.keys import Keys
 
-__all__ = ["DEFAULT_STRONG", "StrongView", "View", "bcp_mix", "box_masks", "cutmix"]
+__all__ = [
+    "DEFAULT_STRONG",
+    "StrongView",
+    "View",
+    "bcp_mix",
+    "box_masks",
+    "check_cutmix_p",
+    "check_strong",
+    "cutmix",
+]
 
 # UniMatch's strong intensity perturbations (colour jitter, greyscale-free for 1-channel scans, blur) plus
 # noise and gamma as in the medical variants
@@ -97,6 +107,24 @@ def bcp_mix(
     return image, label
 
 
+def check_strong(method: str, transforms: Any) -> list | None:
+    """``method.params.strong``: a list of augmentation entries or ``None`` (DEFAULT_STRONG); the entries
+    themselves are checked by ``StrongView`` (their schema depends on the data's dimensions)."""
+    if transforms is not None and not isinstance(transforms, list):
+        raise ValueError(
+            f'method "{method}": method.params.strong must be a list of augmentation entries such as '
+            f"{{name: gamma, p: 0.5, gamma: [0.7, 1.5]}}, got {transforms!r}"
+        )
+    return transforms
+
+
+def check_cutmix_p(method: str, cutmix_p: Any) -> float:
+    """``method.params.cutmix_p``: a probability in [0, 1]."""
+    if not (isinstance(cutmix_p, (int, float)) and not isinstance(cutmix_p, bool) and 0 <= cutmix_p <= 1):
+        raise ValueError(f'method "{method}": method.params.cutmix_p must be in [0, 1], got {cutmix_p!r}')
+    return float(cutmix_p)
+
+
 class StrongView:
     """Intensity perturbations from ``transforms`` (augmentation-schema entries; ``None`` = DEFAULT_STRONG)
     and CutMix with probability ``cutmix_p`` between the batch's samples (sample i takes a box of i + 1)."""
@@ -104,12 +132,8 @@ class StrongView:
     def __init__(
         self, method: str, transforms: list[dict] | None, cutmix_p: float, spatial_dims: int
     ) -> None:
-        entries = DEFAULT_STRONG if transforms is None else transforms
-        if not isinstance(entries, list):
-            raise ValueError(
-                f'method "{method}": method.params.strong must be a list of augmentation entries such as '
-                f"{{name: gamma, p: 0.5, gamma: [0.7, 1.5]}}, got {entries!r}"
-            )
+        entries = check_strong(method, transforms)
+        entries = DEFAULT_STRONG if entries is None else entries
         checked = []
         for i, t in enumerate(entries):
             where = f"method.params.strong[{i}]"
@@ -121,11 +145,10 @@ class StrongView:
                     "geometric transforms in augment.transforms (the weak view of both streams)"
                 )
             checked.append(t)
-        if not (isinstance(cutmix_p, (int, float)) and not isinstance(cutmix_p, bool) and 0 <= cutmix_p <= 1):
-            raise ValueError(f'method "{method}": method.params.cutmix_p must be in [0, 1], got {cutmix_p!r}')
+        cutmix_p = check_cutmix_p(method, cutmix_p)
         self.transforms = checked
         self.augment = BatchAugment(checked, spatial_dims) if checked else None
-        self.cutmix_p = float(cutmix_p)
+        self.cutmix_p = cutmix_p
 
     def __call__(self, image: Tensor, target: Tensor, mask: Tensor, generator: torch.Generator) -> View:
         if self.augment is not None:

@@ -28,6 +28,7 @@ segmenter uses the config's ``optim``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,22 +36,28 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
-from weakseg.config import Config
 from weakseg.keys import Keys
-from weakseg.losses import build_loss
 from weakseg.losses.gan import ImagePool
-from weakseg.methods.base import Method, StepContext, make_optimizer
+from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
 from weakseg.methods.common import ema_update, float_logits, frozen_copy, main_output, one_hot, rank_slice
 from weakseg.methods.gan_base import GANMethod
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
-from weakseg.methods.params import Params
-from weakseg.methods.supervised import FineTune, build_segmenter
+from weakseg.methods.params import Check, Params, custom, integer, is_number, number, param, rule
+from weakseg.methods.supervised import FineTune, FineTuneParams
 from weakseg.nets import build_discriminator
 from weakseg.nets.ddp import unwrap
 
-__all__ = ["DAN", "Hung", "MeanTeacher", "SemiMethod", "sigmoid_rampup"]
-
-_logits = main_output  # the name adapt.selftrain imports from here
+__all__ = [
+    "DAN",
+    "DANParams",
+    "Hung",
+    "HungParams",
+    "MeanTeacher",
+    "MeanTeacherParams",
+    "SemiMethod",
+    "optional_integer",
+    "sigmoid_rampup",
+]
 
 
 def sigmoid_rampup(step: int, rampup_steps: int) -> float:
@@ -68,22 +75,28 @@ def _same_size_cat(a: Tensor, b: Tensor) -> Tensor:
     return torch.cat([a[:, :, :h, :w], b[:, :, :h, :w]], 0)
 
 
+def optional_integer(low: int) -> Check:
+    """An integer >= ``low``, or null for the method's default (e.g. a fraction of ``train.max_steps``)."""
+    inner = integer(low)
+    return custom(lambda p, key, value: None if value is None else inner(p, key, value), inner.bad)
+
+
 class SemiMethod(Method):
-    """Shared parts: the segmenter ``net``, its supervised loss on labeled samples only, ``predict``."""
+    """Shared parts: the segmenter ``net``, its supervised loss on labeled samples only, ``predict``. A
+    subclass names its params dataclass (a ``FineTuneParams``: the fine-tuning keys of a pretrained encoder,
+    weakseg/methods/supervised.py, for every method) as ``params_class``."""
 
     streams = ("labeled", "unlabeled")
     name = "semi"
-    accepts = FineTune.KEYS  # what **finetune stands for in method.params
 
-    def __init__(self, cfg: Config, **finetune: Any) -> None:
+    def __init__(self, ctx: BuildContext, params: FineTuneParams) -> None:
         super().__init__()
-        self.optim_cfg = cfg.optim
-        self.num_classes = cfg.data.num_classes
-        self.seed = cfg.train.seed
-        self.net = build_segmenter(cfg)
-        self.sup_loss = build_loss(cfg.loss, cfg.data.num_classes)
-        # the fine-tuning keys of a pretrained encoder (weakseg/methods/supervised.py), for every method
-        self.finetune = FineTune(self.net, cfg.model.network, **finetune)
+        self.optim_cfg = ctx.optim
+        self.num_classes = ctx.num_classes
+        self.seed = ctx.seed
+        self.net = ctx.segmenter()
+        self.sup_loss = ctx.make_loss()
+        self.finetune = FineTune(self.net, ctx.network, params)
         self.ddp_find_unused = self.finetune.ddp_find_unused
 
     def supervised(self, logits: Tensor | list[Tensor], labeled: dict, step: int, max_steps: int) -> Tensor:
@@ -105,32 +118,33 @@ class SemiMethod(Method):
         return int(getattr(unwrap(self.net), "size_divisor", 1))
 
 
+@dataclass
+class MeanTeacherParams(FineTuneParams):
+    ema_decay: float = param(0.99, number(0.0, 1.0), "the teacher's EMA decay: min(1 - 1 / (step + 1), this)")
+    consistency: float = param(1.0, number(), "weight of the student-teacher mean squared error")
+    rampup_steps: int | None = param(
+        None, optional_integer(0), "steps of the consistency weight's sigmoid ramp-up (null: 40% of the run)"
+    )
+    noise_std: float = param(0.1, number(), "std of the Gaussian noise on the teacher's unlabeled images")
+    predict_with: str = param(
+        "teacher",
+        rule(lambda v: v in ("teacher", "student"), "teacher or student", ("both",)),
+        "the network evaluation and predict use: teacher or student",
+    )
+
+
 class MeanTeacher(SemiMethod):
     name = "mean_teacher"
+    params_class = MeanTeacherParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        ema_decay: float = 0.99,
-        consistency: float = 1.0,
-        rampup_steps: int | None = None,
-        noise_std: float = 0.1,
-        predict_with: str = "teacher",
-        **finetune: Any,
-    ) -> None:
-        super().__init__(cfg, **finetune)
-        n = self.name
-        self.ema_decay = Params(n).number("ema_decay", ema_decay, 0.0, 1.0)
-        self.consistency = Params(n).number("consistency", consistency)
-        default_rampup = int(0.4 * cfg.train.max_steps)  # SSL4MIS ramps up over ~40% of the run
-        self.rampup_steps = Params(n).integer(
-            "rampup_steps", default_rampup if rampup_steps is None else rampup_steps, 0
-        )
-        self.noise_std = Params(n).number("noise_std", noise_std)
-        Params(n).check(
-            predict_with in ("teacher", "student"), "predict_with", "teacher or student", predict_with
-        )
-        self.predict_with = predict_with
+    def __init__(self, ctx: BuildContext, params: MeanTeacherParams) -> None:
+        super().__init__(ctx, params)
+        self.ema_decay = params.ema_decay
+        self.consistency = params.consistency
+        default_rampup = int(0.4 * ctx.max_steps)  # SSL4MIS ramps up over ~40% of the run
+        self.rampup_steps = default_rampup if params.rampup_steps is None else params.rampup_steps
+        self.noise_std = params.noise_std
+        self.predict_with = params.predict_with
         self.teacher = frozen_copy(self.net)
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
@@ -177,21 +191,33 @@ class MeanTeacher(SemiMethod):
         return (self.teacher if self.predict_with == "teacher" else self.net)(image)
 
 
+def _betas(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(is_number(b) and 0 <= b < 1 for b in value)
+    )
+
+
+@dataclass
+class _AdversarialParams(FineTuneParams):
+    d_lr: float = param(1e-4, number(1e-12), "Adam learning rate of the discriminator")
+    d_betas: list[float] = param(
+        [0.9, 0.99],
+        rule(_betas, "two numbers in [0, 1)", ([0.9], [0.9, 1.0])),
+        "Adam betas of the discriminator",
+    )
+
+
 class _Adversarial(SemiMethod, GANMethod):
     """Segmenter (the generator, optimizer ``net``) + one discriminator (optimizer ``D``) trained with the
     shared GAN update; vanilla GAN loss = BCE on logits."""
 
-    accepts = FineTune.KEYS  # the subclasses' **finetune: not this constructor's own arguments
-
-    def __init__(
-        self, cfg: Config, disc: torch.nn.Module, d_lr: float, d_betas: list[float], finetune: dict[str, Any]
-    ) -> None:
-        super().__init__(cfg, **finetune)
-        p = Params(self.name)
-        ok = isinstance(d_betas, (list, tuple)) and len(d_betas) == 2 and all(0 <= b < 1 for b in d_betas)
-        p.check(ok, "d_betas", "two numbers in [0, 1)", d_betas)
+    def __init__(self, ctx: BuildContext, params: _AdversarialParams, disc: torch.nn.Module) -> None:
+        super().__init__(ctx, params)
         self.disc = disc
-        self.init_gan(p, "vanilla", d_lr, (float(d_betas[0]), float(d_betas[1])), lr_key="d_lr")
+        betas = (float(params.d_betas[0]), float(params.d_betas[1]))
+        self.init_gan(Params(self.name), "vanilla", params.d_lr, betas, lr_key="d_lr")
         self.pool = ImagePool(0)
 
     @property
@@ -217,25 +243,24 @@ class _Adversarial(SemiMethod, GANMethod):
         return logs
 
 
+@dataclass
+class DANParams(_AdversarialParams):
+    lambda_adv: float = param(0.1, number(), "weight of the adversarial loss of the unlabeled pairs")
+    adv_start: int = param(0, integer(0), "first step of the adversarial loss")
+    ndf: int = param(32, integer(1), "filters of the evaluation network's first layer")
+    n_layers: int = param(4, integer(1), "conv layers of the evaluation network")
+
+
 class DAN(_Adversarial):
     name = "dan"
+    params_class = DANParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        lambda_adv: float = 0.1,
-        adv_start: int = 0,
-        ndf: int = 32,
-        n_layers: int = 4,
-        d_lr: float = 1e-4,
-        d_betas: list[float] = (0.9, 0.99),
-        **finetune: Any,
-    ) -> None:
-        channels = cfg.data.in_channels + cfg.data.num_classes
-        disc = build_discriminator("evaluation", channels, ndf=ndf, n_layers=n_layers)
-        super().__init__(cfg, disc, d_lr, d_betas, finetune)
-        self.lambda_adv = Params(self.name).number("lambda_adv", lambda_adv)
-        self.adv_start = Params(self.name).integer("adv_start", adv_start, 0)
+    def __init__(self, ctx: BuildContext, params: DANParams) -> None:
+        channels = ctx.in_channels + ctx.num_classes
+        disc = build_discriminator("evaluation", channels, ndf=params.ndf, n_layers=params.n_layers)
+        super().__init__(ctx, params, disc)
+        self.lambda_adv = params.lambda_adv
+        self.adv_start = params.adv_start
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
@@ -254,32 +279,30 @@ class DAN(_Adversarial):
         return self._update(ctx, generator_loss, reals)
 
 
+@dataclass
+class HungParams(_AdversarialParams):
+    lambda_adv: float = param(0.01, number(), "weight of the adversarial loss of labeled predictions")
+    lambda_adv_unlabeled: float = param(0.001, number(), "weight of the adversarial loss of unlabeled ones")
+    lambda_semi: float = param(0.1, number(), "weight of self-training on confident unlabeled pixels")
+    threshold: float = param(0.2, number(0.0, 1.0), "confidence sigmoid(D) a pixel needs for self-training")
+    adv_start: int = param(0, integer(0), "first step of the unlabeled adversarial loss")
+    semi_start: int = param(0, integer(0), "first step of the self-training loss")
+    ndf: int = param(64, integer(1), "filters of the discriminator's first layer")
+
+
 class Hung(_Adversarial):
     name = "hung"
+    params_class = HungParams
 
-    def __init__(
-        self,
-        cfg: Config,
-        lambda_adv: float = 0.01,
-        lambda_adv_unlabeled: float = 0.001,
-        lambda_semi: float = 0.1,
-        threshold: float = 0.2,
-        adv_start: int = 0,
-        semi_start: int = 0,
-        ndf: int = 64,
-        d_lr: float = 1e-4,
-        d_betas: list[float] = (0.9, 0.99),
-        **finetune: Any,
-    ) -> None:
-        disc = build_discriminator("fcn", cfg.data.num_classes, ndf=ndf)
-        super().__init__(cfg, disc, d_lr, d_betas, finetune)
-        n = self.name
-        self.lambda_adv = Params(n).number("lambda_adv", lambda_adv)
-        self.lambda_adv_unlabeled = Params(n).number("lambda_adv_unlabeled", lambda_adv_unlabeled)
-        self.lambda_semi = Params(n).number("lambda_semi", lambda_semi)
-        self.threshold = Params(n).number("threshold", threshold, 0.0, 1.0)
-        self.adv_start = Params(n).integer("adv_start", adv_start, 0)
-        self.semi_start = Params(n).integer("semi_start", semi_start, 0)
+    def __init__(self, ctx: BuildContext, params: HungParams) -> None:
+        disc = build_discriminator("fcn", ctx.num_classes, ndf=params.ndf)
+        super().__init__(ctx, params, disc)
+        self.lambda_adv = params.lambda_adv
+        self.lambda_adv_unlabeled = params.lambda_adv_unlabeled
+        self.lambda_semi = params.lambda_semi
+        self.threshold = params.threshold
+        self.adv_start = params.adv_start
+        self.semi_start = params.semi_start
         self.confident_fraction = 0.0
 
     def train_step(self, batch: dict[str, dict], step: int, ctx: StepContext) -> dict[str, float]:

@@ -14,7 +14,6 @@ Fine-tuning a network with a pretrained encoder (``net.encoder`` + ``net.encoder
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from torch.optim import Optimizer
 
 from weakseg.keys import Keys
 from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
+from weakseg.methods.common import float_logits
 from weakseg.methods.params import custom, flag, is_number, param
 from weakseg.nets.ddp import unwrap
 
@@ -35,10 +35,6 @@ __all__ = [
     "encoder_param_groups",
     "set_encoder_frozen",
 ]
-
-
-def build_segmenter(cfg) -> torch.nn.Module:  # TRANSITION
-    return BuildContext.from_config(cfg).segmenter()
 
 
 def _steps_check(p, key, value):
@@ -120,10 +116,7 @@ class FineTune:
     """The fine-tuning keys of every method's segmenter(s) (``FineTuneParams``): checked against the network
     once, applied at every step."""
 
-    KEYS = tuple(f.name for f in dataclasses.fields(FineTuneParams))  # TRANSITION
-
-    def __init__(self, net: nn.Module, network: str, params: FineTuneParams | None = None, **keys) -> None:
-        params = params if params is not None else FineTuneParams(**keys)  # TRANSITION
+    def __init__(self, net: nn.Module, network: str, params: FineTuneParams) -> None:
         check_finetune(net, network, params)
         self.freeze_encoder_steps = params.freeze_encoder_steps
         self.encoder_lr_scale = float(params.encoder_lr_scale)
@@ -170,7 +163,7 @@ class Supervised(Method):
             self.loss.update(step, ctx.max_steps)
         with ctx.autocast():
             logits = self.net(data[Keys.IMAGE])
-        loss = self.loss(_float(logits), data[Keys.LABEL])
+        loss = self.loss(float_logits(logits), data[Keys.LABEL])
         ctx.backward(loss, "net", terms={f"seg ({self.loss_name})": loss})
         return {"loss": float(loss.detach())}
 
@@ -180,10 +173,3 @@ class Supervised(Method):
     @property
     def size_divisor(self) -> int:
         return int(getattr(unwrap(self.net), "size_divisor", 1))
-
-
-def _float(logits):
-    """Losses run in float32 even under autocast (Dice/CE are unstable in bf16)."""
-    if isinstance(logits, (list, tuple)):
-        return [x.float() for x in logits]
-    return logits.float()
