@@ -35,8 +35,8 @@ from weakseg.keys import Keys
 from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
 from weakseg.methods.common import ema_update, frozen_copy, main_output
 from weakseg.methods.consistency import forward_many, masked_loss, step_generator
-from weakseg.methods.mixing import StrongView, check_cutmix_p, check_strong
-from weakseg.methods.params import custom, flag, integer, is_number, number, param, rule
+from weakseg.methods.mixing import StrongView, cutmix_param, strong_param
+from weakseg.methods.params import flag, initial_param, integer, is_number, number, param, rule
 from weakseg.nets.ddp import unwrap
 
 __all__ = ["SelfTrain", "SelfTrainParams"]
@@ -46,14 +46,8 @@ __all__ = ["SelfTrain", "SelfTrainParams"]
 class SelfTrainParams:
     """``method.params`` of ``self_train``."""
 
-    initial: str | dict[str, Any] | None = param(
-        None,
-        rule(
-            lambda v: v is None or isinstance(v, (str, dict)),
-            "a checkpoint path (or its recorded config)",
-            (5,),
-        ),
-        "segmentation checkpoint whose segmenter starts student and teacher (e.g. a joint cyclegan run)",
+    initial: str | dict[str, Any] | None = initial_param(
+        "segmentation checkpoint whose segmenter starts student and teacher (e.g. a joint cyclegan run)"
     )
     threshold: float = param(
         0.9,
@@ -66,16 +60,8 @@ class SelfTrainParams:
     )
     agreement: bool = param(False, flag(), "pseudo-label only where an EMA student agrees with the teacher")
     ema_decay: float = param(0.99, number(0.0, 1.0), "decay of the EMA student (agreement) and EMA teacher")
-    strong: list[Any] | None = param(
-        None,
-        custom(lambda p, key, value: check_strong(p.method, value), ("gamma",)),
-        "intensity-only augmentation entries of the strong target view (null: weakseg.methods.mixing.DEFAULT_STRONG)",
-    )
-    cutmix_p: float = param(
-        0.5,
-        custom(lambda p, key, value: check_cutmix_p(p.method, value), (2, -0.5, "abc")),
-        "probability of CutMix between the strong target views of the batch",
-    )
+    strong: list[Any] | None = strong_param("the target images")
+    cutmix_p: float = cutmix_param("the strong target views of the batch")
     translate_source: bool = param(
         True, flag(), "translate source images with the initial CycleGAN's source -> target generator"
     )

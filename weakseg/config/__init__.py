@@ -10,6 +10,7 @@ validates them itself.
 
 from __future__ import annotations
 
+from weakseg.config import load, schema
 from weakseg.config.load import apply_overrides, config_from_dict, config_to_dict, load_config, set_values
 from weakseg.config.schema import (
     AUGMENT_STREAMS,
@@ -29,25 +30,4 @@ from weakseg.config.schema import (
     WandbConfig,
 )
 
-__all__ = [
-    "AUGMENT_STREAMS",
-    "SCHEDULES",
-    "TARGET_OWN_KEYS",
-    "AugmentConfig",
-    "Config",
-    "ConfigError",
-    "DataConfig",
-    "InferConfig",
-    "IntensityConfig",
-    "LossConfig",
-    "MethodConfig",
-    "ModelConfig",
-    "OptimConfig",
-    "TrainConfig",
-    "WandbConfig",
-    "apply_overrides",
-    "config_from_dict",
-    "config_to_dict",
-    "load_config",
-    "set_values",
-]
+__all__ = [*schema.__all__, *load.__all__]

@@ -36,7 +36,7 @@ from weakseg.keys import Keys
 from weakseg.losses import build_loss
 from weakseg.methods.base import BuildContext, Method, StepContext, make_optimizer
 from weakseg.methods.common import main_output
-from weakseg.methods.params import integer, number, param, rule
+from weakseg.methods.params import initial_param, integer, number, param, rule
 from weakseg.nets import build_network
 from weakseg.nets.ddp import unwrap
 
@@ -49,14 +49,8 @@ DISTANCES = ("geodesic", "euclidean")
 class RefineParams:
     """``method.params`` of ``refine``."""
 
-    initial: str | dict[str, Any] | None = param(
-        None,
-        rule(
-            lambda v: v is None or isinstance(v, (str, dict)),
-            "a checkpoint path (or its recorded config)",
-            (5,),
-        ),
-        "segmentation checkpoint giving the first result (null: the ground truth, corrupted)",
+    initial: str | dict[str, Any] | None = initial_param(
+        "segmentation checkpoint giving the first result (null: the ground truth, corrupted)"
     )
     max_clicks: int = param(5, integer(0), "simulated clicks per training sample: 0 to this many")
     distance: str = param(

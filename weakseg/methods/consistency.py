@@ -32,8 +32,8 @@ from torch.optim import Optimizer
 from weakseg.keys import Keys
 from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import main_output, one_hot, rank_slice
-from weakseg.methods.mixing import StrongView, check_cutmix_p, check_strong
-from weakseg.methods.params import choice, custom, integer, is_number, number, param, rule
+from weakseg.methods.mixing import StrongView, cutmix_param, strong_param
+from weakseg.methods.params import choice, integer, is_number, number, param, rule
 from weakseg.methods.semi import SemiMethod, sigmoid_rampup
 from weakseg.methods.supervised import FineTuneParams
 from weakseg.nets.perturb import feature_dropout, perturbation_sites
@@ -96,16 +96,8 @@ class FixMatchParams(FineTuneParams):
     )
     lambda_u: float = param(1.0, number(), "weight of the unlabeled loss")
     rampup_steps: int = param(0, integer(0), "steps of the unlabeled weight's sigmoid ramp-up (0: none)")
-    strong: list[Any] | None = param(
-        None,
-        custom(lambda p, key, value: check_strong(p.method, value), ("gamma",)),
-        "intensity-only augmentation entries of the strong view (null: weakseg.methods.mixing.DEFAULT_STRONG)",
-    )
-    cutmix_p: float = param(
-        0.5,
-        custom(lambda p, key, value: check_cutmix_p(p.method, value), (2, -0.5, "abc")),
-        "probability of CutMix between the unlabeled images of a strong view",
-    )
+    strong: list[Any] | None = strong_param("the unlabeled images")
+    cutmix_p: float = cutmix_param("the unlabeled images of a strong view")
     unsup_loss: str = param(
         "dice_ce", choice("dice_ce", "ce"), "masked loss of the pseudo-labels: dice_ce | ce"
     )

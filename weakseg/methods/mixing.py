@@ -26,10 +26,13 @@ from torch import Tensor
 from weakseg.augment.spec import TRANSFORMS, normalize_transform
 from weakseg.augment.torch_backend import BatchAugment
 from weakseg.keys import Keys
+from weakseg.methods.params import custom, param
 
 __all__ = [
     "DEFAULT_STRONG",
     "StrongView",
+    "cutmix_param",
+    "strong_param",
     "View",
     "bcp_mix",
     "box_masks",
@@ -157,3 +160,22 @@ class StrongView:
             box = box_masks(image.shape[0], tuple(image.shape[2:]), generator, p=self.cutmix_p)
             image, target, mask = cutmix(box, *[(x, x.roll(-1, 0)) for x in (image, target, mask)])
         return View(image, target, mask)
+
+
+def strong_param(of: str) -> Any:
+    """The ``strong`` field of a method's params: intensity-only augmentation entries of the strong view
+    (``of`` says whose view, for ``weakseg list methods``)."""
+    return param(
+        None,
+        custom(lambda p, key, value: check_strong(p.method, value), ("gamma",)),
+        f"intensity-only augmentation entries of the strong view of {of} (null: DEFAULT_STRONG)",
+    )
+
+
+def cutmix_param(of: str) -> Any:
+    """The ``cutmix_p`` field of a method's params: the probability of CutMix between ``of``."""
+    return param(
+        0.5,
+        custom(lambda p, key, value: check_cutmix_p(p.method, value), (2, -0.5, "abc")),
+        f"probability of CutMix between {of}",
+    )

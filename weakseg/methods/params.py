@@ -32,6 +32,7 @@ __all__ = [
     "custom",
     "describe",
     "flag",
+    "initial_param",
     "integer",
     "is_number",
     "number",
@@ -158,6 +159,15 @@ def param(default: Any = dataclasses.MISSING, check: Check | None = None, doc: s
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def initial_param(doc: str) -> Any:
+    """The ``initial`` field of a method that runs a trained segmenter frozen (refine, self_train): a
+    checkpoint path, or the config the method recorded in its place (``weakseg.api.frozen_initial``)."""
+    ok = rule(
+        lambda v: v is None or isinstance(v, (str, dict)), "a checkpoint path (or its recorded config)", (5,)
+    )
+    return param(None, ok, doc)
 
 
 def parse_params(cls: type, values: dict, method: str) -> Any:
