@@ -11,23 +11,7 @@ validates them itself.
 from __future__ import annotations
 
 from weakseg.config import load, schema
-from weakseg.config.load import apply_overrides, config_from_dict, config_to_dict, load_config, set_values
-from weakseg.config.schema import (
-    AUGMENT_STREAMS,
-    SCHEDULES,
-    TARGET_OWN_KEYS,
-    AugmentConfig,
-    Config,
-    ConfigError,
-    DataConfig,
-    InferConfig,
-    IntensityConfig,
-    LossConfig,
-    MethodConfig,
-    ModelConfig,
-    OptimConfig,
-    TrainConfig,
-    WandbConfig,
-)
+from weakseg.config.load import *  # noqa: F403  (the public names: load.__all__, schema.__all__)
+from weakseg.config.schema import *  # noqa: F403
 
 __all__ = [*schema.__all__, *load.__all__]
