@@ -68,7 +68,6 @@ class BCPParams(FineTuneParams):
 
 
 class BCP(SemiMethod):
-    name = "bcp"
     params_class = BCPParams
 
     def __init__(self, ctx: BuildContext, params: BCPParams) -> None:

@@ -104,7 +104,6 @@ class FixMatchParams(FineTuneParams):
 
 
 class FixMatch(SemiMethod):
-    name = "fixmatch"
     n_strong = 1
     params_class = FixMatchParams
 
@@ -164,7 +163,6 @@ class UniMatchParams(FixMatchParams):
 
 
 class UniMatch(FixMatch):
-    name = "unimatch"
     n_strong = 2
     params_class = UniMatchParams
 

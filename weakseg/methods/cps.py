@@ -48,7 +48,6 @@ class CPSParams(FineTuneParams):
 
 
 class CPS(SemiMethod):
-    name = "cps"
     params_class = CPSParams
 
     def __init__(self, ctx: BuildContext, params: CPSParams) -> None:

@@ -87,10 +87,10 @@ class SemiMethod(Method):
     weakseg/methods/supervised.py, for every method) as ``params_class``."""
 
     streams = ("labeled", "unlabeled")
-    name = "semi"
 
     def __init__(self, ctx: BuildContext, params: FineTuneParams) -> None:
         super().__init__()
+        self.name = ctx.method  # the registered name, for messages
         self.optim_cfg = ctx.optim
         self.num_classes = ctx.num_classes
         self.seed = ctx.seed
@@ -134,7 +134,6 @@ class MeanTeacherParams(FineTuneParams):
 
 
 class MeanTeacher(SemiMethod):
-    name = "mean_teacher"
     params_class = MeanTeacherParams
 
     def __init__(self, ctx: BuildContext, params: MeanTeacherParams) -> None:
@@ -252,7 +251,6 @@ class DANParams(_AdversarialParams):
 
 
 class DAN(_Adversarial):
-    name = "dan"
     params_class = DANParams
 
     def __init__(self, ctx: BuildContext, params: DANParams) -> None:
@@ -291,7 +289,6 @@ class HungParams(_AdversarialParams):
 
 
 class Hung(_Adversarial):
-    name = "hung"
     params_class = HungParams
 
     def __init__(self, ctx: BuildContext, params: HungParams) -> None:
