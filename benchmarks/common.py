@@ -71,6 +71,14 @@ def parent_parser(helps: dict[str, str] | None = None, **defaults) -> argparse.A
     return parser
 
 
+def script_parser(doc: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A benchmark's parser: its module docstring as the description (kept as written), the shared
+    arguments of ``parents`` (``parent_parser(...)``) first."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, parents=list(parents)
+    )
+
+
 def parse(
     parser: argparse.ArgumentParser,
     absolute_data_root: bool = False,

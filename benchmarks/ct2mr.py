@@ -22,11 +22,20 @@ everything and writes the table).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
-from common import REPO, command_line, default_data_root, finish, fit_or_reuse, parent_parser, parse, publish
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    parent_parser,
+    parse,
+    publish,
+    script_parser,
+)
 from demo import shrink_png
 
 from weakseg.config import Config, DataConfig, load_config
@@ -277,9 +286,7 @@ def main() -> None:
             "set": "extra override for every run",
         },
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument(
         "--gan-eval-every", type=int, default=500, help="validation every N steps of the GAN runs"
     )

@@ -14,7 +14,6 @@ segmenter 2D 256x256 (ResNet-9, 64 filters, batch 1), mean teacher 2D 256x256 (8
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import REPO, parent_parser, update_results_md
+from common import REPO, parent_parser, script_parser, update_results_md
 
 sys.path.insert(0, str(REPO))  # weakseg without an install (the device machine)
 
@@ -173,9 +172,7 @@ def main() -> None:
             "steps": "timed training steps of each case",
         },
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument("--device", default="auto", help="training device: auto, cuda or cpu")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CPU dry run)")
     ap.add_argument("--cases", nargs="+", help="only these cases")

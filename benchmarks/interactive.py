@@ -13,12 +13,20 @@ Runs live in runs/bench/interactive/ and are reused or resumed.
 
 from __future__ import annotations
 
-import argparse
 import copy
 from pathlib import Path
 
 import numpy as np
-from common import REPO, command_line, default_data_root, finish, fit_or_reuse, parent_parser, publish
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    parent_parser,
+    publish,
+    script_parser,
+)
 
 from weakseg.config import Config, load_config
 from weakseg.data import build_datasets
@@ -101,9 +109,7 @@ def main() -> None:
         clicks=10,
         helps={"size": "CT slices resized to SIZE, DRIVE crops of SIZE", "episodes": "episodes per task"},
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument(
         "--tasks", nargs="+", default=["ct", "drive"], choices=["ct", "drive"], help="tasks to run"
     )

@@ -9,12 +9,11 @@ validation Dice per organ and the time into docs/results.md.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 
-from common import REPO, command_line, finish, fit_or_reuse, machine, parent_parser
+from common import REPO, command_line, finish, fit_or_reuse, machine, parent_parser, script_parser
 
 from weakseg.api import evaluate
 from weakseg.config import load_config
@@ -43,9 +42,7 @@ def main() -> None:
     shared = parent_parser(
         size=96, steps=600, helps={"size": "in-plane size of the phantom volumes (voxels)"}
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument("--slices", type=int, default=48, help="slices of each phantom volume")
     ap.add_argument("--patch", type=int, default=48, help="training patches and sliding windows of PATCH^3")
     args = ap.parse_args()

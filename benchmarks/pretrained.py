@@ -12,9 +12,16 @@ MONAI U-Net). Model selection on validation mean Dice. Runs live in runs/bench/p
 
 from __future__ import annotations
 
-import argparse
-
-from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    mean_std,
+    parent_parser,
+    script_parser,
+)
 
 from weakseg.config import Config, load_config
 
@@ -91,9 +98,7 @@ def main() -> None:
             "batch_size": "batch size with --size",
         },
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS), help="tasks to run")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to train")
     args = ap.parse_args()

@@ -19,7 +19,6 @@ interruption).
 
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from common import (
     mean_std,
     parent_parser,
     parse,
+    script_parser,
     update_results_md,
 )
 
@@ -258,9 +258,7 @@ def main() -> None:
             "threads": "torch CPU threads (the recorded rows: 1; another count changes the float sums, so the numbers)",
         },
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument("--plan", nargs="+", default=DEFAULT_PLAN, help="TASK:NETWORK:METHODS:SEEDS entries")
     ap.add_argument("--hung-ndf", type=int, default=32, help="filters of Hung's discriminator (paper: 64)")
     ap.add_argument("--no-write", action="store_true", help="train/reuse only; leave the JSON and docs alone")

@@ -16,7 +16,6 @@ slice includes the first network's forward pass (cached after). Runs live in run
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import io
@@ -37,6 +36,7 @@ from common import (
     machine,
     parent_parser,
     publish,
+    script_parser,
 )
 
 from weakseg.config import Config, load_config
@@ -167,9 +167,7 @@ def main() -> None:
             "threads": "torch CPU threads while serving (training runs with the default)",
         },
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument(
         "--box-clicks", type=int, default=3, help="clicks added to the box for fine-tuning, at most"
     )

@@ -9,9 +9,17 @@ resumed (``--resume`` semantics), so the script can be continued in a later sess
 
 from __future__ import annotations
 
-import argparse
-
-from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser, parse
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    mean_std,
+    parent_parser,
+    parse,
+    script_parser,
+)
 
 from weakseg.api import evaluate
 from weakseg.config import load_config
@@ -82,9 +90,7 @@ def main() -> None:
         set=[],
         helps={"seeds": "seeds, each also the split seed", "steps": "training steps at fractions >= 50%%"},
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument(
         "--fractions",
         type=float,

@@ -15,14 +15,22 @@ Runs live in runs/bench/synth/ and are reused or resumed.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import random
 import shutil
 from pathlib import Path
 
 import numpy as np
-from common import REPO, command_line, default_data_root, finish, fit_or_reuse, mean_std, parent_parser
+from common import (
+    REPO,
+    command_line,
+    default_data_root,
+    finish,
+    fit_or_reuse,
+    mean_std,
+    parent_parser,
+    script_parser,
+)
 from PIL import Image
 
 from weakseg.config import Config, load_config
@@ -168,9 +176,7 @@ def main() -> None:
             "seeds": "segmenter seeds (one GAN per task)",
         },
     )
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument(
         "--tasks", nargs="+", default=["drive", "ct"], choices=["drive", "ct"], help="tasks to run"
     )

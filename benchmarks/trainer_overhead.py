@@ -11,14 +11,13 @@ alternating rounds of --steps steps each; the ratio of the medians is reported (
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from common import REPO, command_line, finish, machine, parent_parser
+from common import REPO, command_line, finish, machine, parent_parser, script_parser
 from torch.utils.data import DataLoader
 
 from weakseg.config import load_config
@@ -69,9 +68,7 @@ def trainer_loop(cfg, steps: int, warmup: int, root: Path, i: int) -> float:
 
 def main() -> None:
     shared = parent_parser(steps=150, warmup=10, helps={"steps": "timed steps of each round"})
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[shared]
-    )
+    ap = script_parser(__doc__, shared)
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of each loop")
     args = ap.parse_args()
     cfg = load_config(
