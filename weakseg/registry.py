@@ -24,7 +24,42 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "accepted_params", "check_params", "plugin_entry_points", "suggest"]
+__all__ = [
+    "Registry",
+    "accepted_params",
+    "check_params",
+    "import_attr",
+    "is_import_path",
+    "plugin_entry_points",
+    "suggest",
+]
+
+
+def is_import_path(name: str) -> bool:
+    """``"package.module:Attr"``: a component named by where it lives, not by a registered name."""
+    return isinstance(name, str) and name.count(":") == 1 and all(name.split(":"))
+
+
+def import_attr(target: str, what: str = "component") -> Callable:
+    """The object at ``"package.module:Attr"`` (dots allowed in Attr); errors name what could not be found."""
+    module_name, attr = target.split(":", 1)
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise KeyError(
+            f'{what} "{target}": cannot import module "{module_name}" ({e}); install the package that provides '
+            "it, or check the spelling"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise KeyError(
+                f'{what} "{target}": "{module_name}" has no attribute "{part}".{suggest(part, names)}'
+            ) from None
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise KeyError(f'{what} "{target}" is not a class or function')
+    return obj
 
 
 def plugin_entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
@@ -127,6 +162,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Callable[..., T]:
         self._read_plugins()
+        if name not in self._items and name not in self._lazy and is_import_path(name):
+            return import_attr(name, self.what)
         if name in self._items:
             return self._items[name]
         if name in self._lazy:

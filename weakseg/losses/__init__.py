@@ -27,10 +27,11 @@ from weakseg.losses.deep_supervision import DeepSupervisionLoss
 from weakseg.losses.exp_log import ExpLogLoss, exp_log_loss
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.losses.region import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss, TverskyLoss
-from weakseg.registry import Registry, accepted_params, check_params
+from weakseg.registry import Registry, accepted_params, check_params, is_import_path
 
 __all__ = [
     "LOSSES",
+    "OutsideLoss",
     "BalancedCrossEntropyLoss",
     "BorderWeightedCrossEntropyLoss",
     "BoundaryLoss",
@@ -72,9 +73,46 @@ for _name, _ctor in {
     LOSSES.register(_name)(_ctor)
 
 
+class OutsideLoss(nn.Module):
+    """A loss by import path, called as weakseg calls losses: ``loss(logits (B,C,*S), label (B,*S))``. A MONAI
+    loss gets the label with its channel axis, (B,1,*S), as MONAI expects; other losses (torch.nn ...) get it
+    as it is. Written here because MONAI's own losses assume that target shape."""
+
+    def __init__(self, loss: nn.Module, channel_target: bool) -> None:
+        super().__init__()
+        self.loss, self.channel_target = loss, channel_target
+
+    def forward(self, logits, target):
+        if self.channel_target and target.ndim == logits.ndim - 1:
+            target = target.unsqueeze(1)
+        return self.loss(logits, target)
+
+
+def _outside_loss(cfg: LossConfig) -> nn.Module:
+    """``loss.name: package.module:Attr`` with ``loss.params``; a MONAI loss that can one-hot the label and
+    take a softmax does so unless loss.params says otherwise (weakseg's networks give logits, labels are class
+    indices)."""
+    ctor = LOSSES.get(cfg.name)
+    params = dict(cfg.params)
+    accepted, _ = accepted_params(ctor)
+    monai = ctor.__module__.startswith("monai.")
+    if monai:
+        for key in ("to_onehot_y", "softmax"):
+            if key in accepted and key not in params:
+                params[key] = True
+    try:
+        loss = ctor(**params)
+    except TypeError as e:
+        raise ValueError(f'loss "{cfg.name}" cannot be built from loss.params {cfg.params}: {e}') from e
+    return DeepSupervisionLoss(OutsideLoss(loss, monai), cfg.deep_supervision_weights)
+
+
 def build_loss(cfg: LossConfig, num_classes: int) -> nn.Module:
     """Build ``cfg.name`` with ``cfg.params`` (plus ``num_classes`` where the loss takes it, to check
-    per-class lists); wrap it in ``DeepSupervisionLoss`` (weights ``cfg.deep_supervision_weights`` or 1/2^i)."""
+    per-class lists); wrap it in ``DeepSupervisionLoss`` (weights ``cfg.deep_supervision_weights`` or 1/2^i).
+    A name ``package.module:Attr`` is a loss from outside (``OutsideLoss``)."""
+    if is_import_path(cfg.name) and cfg.name not in LOSSES:
+        return _outside_loss(cfg)
     ctor = LOSSES.get(cfg.name)
     params = dict(cfg.params)
     check_params(f'loss "{cfg.name}"', ctor, params, where="loss.params")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from weakseg.registry import Registry, accepted_params, check_params, suggest
+from weakseg.registry import Registry, accepted_params, check_params, is_import_path, suggest
 
 __all__ = [
     "NETWORKS",
@@ -71,10 +71,16 @@ def build_network(
             f'network "{name}": in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}'
         )
     ctor = NETWORKS.get(name)
-    check_params(f'network "{name}"', ctor, params, _FIXED, where="model.params")
     kwargs = copy.deepcopy(params)  # never mutate the caller's config
+    outside = is_import_path(name) and name not in NETWORKS
+    if outside:  # a network by import path: its own argument names for what weakseg knows
+        kwargs.pop("size_divisor", None)
+        fixed = _outside_fixed(ctor, kwargs, spatial_dims, in_channels, out_channels)
+    else:
+        check_params(f'network "{name}"', ctor, params, _FIXED, where="model.params")
+        fixed = {"spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": out_channels}
     try:
-        net = ctor(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **kwargs)
+        net = ctor(**fixed, **kwargs)
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):  # a value of the wrong type, e.g. channels: abc
             given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"
@@ -91,6 +97,8 @@ def build_network(
     except (ValueError, AssertionError) as e:
         msg = str(e)
         raise ValueError(msg if msg.startswith(f'network "{name}"') else f'network "{name}": {msg}') from e
+    if outside and not isinstance(getattr(net, "size_divisor", None), int):
+        net.size_divisor = int(params.get("size_divisor", 32))  # inputs padded to multiples of it
     div = getattr(net, "size_divisor", None)
     if isinstance(div, bool) or not isinstance(div, int) or div < 1:
         raise TypeError(
@@ -106,6 +114,38 @@ def build_network(
         net.deep_supervision = False
     net.register_forward_pre_hook(_InputCheck(name, spatial_dims, in_channels))
     return net
+
+
+# the argument names outside libraries use for what weakseg knows (MONAI, smp, timm, torchvision)
+_ALIASES = {
+    "spatial_dims": ("spatial_dims", "dimensions"),
+    "in_channels": ("in_channels", "in_chans"),
+    "out_channels": ("out_channels", "classes", "num_classes", "out_chans"),
+}
+
+
+def _outside_fixed(ctor, given: dict, spatial_dims: int, in_channels: int, out_channels: int) -> dict:
+    """For a network by import path: spatial dimensions, input and output channels under the names its
+    constructor takes, where the config leaves them out; ``encoder_weights=None`` (no download) for smp
+    architectures unless model.params sets it. ``model.params.size_divisor`` (default 32) is the padding
+    multiple of a network that does not declare one."""
+    accepted, _ = accepted_params(ctor)
+    values = {"spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": out_channels}
+    out = {}
+    for key, names in _ALIASES.items():
+        if any(n in given for n in names):
+            continue
+        name = next((n for n in names if n in accepted), None)
+        if name is not None:
+            out[name] = values[key]
+        elif key != "spatial_dims" or spatial_dims != 2:  # a 2D-only network need not be told
+            raise ValueError(
+                f"network {ctor.__module__}.{getattr(ctor, '__name__', ctor)} takes none of {', '.join(names)}: "
+                f"set the argument that gives its {key.replace('_', ' ')} ({values[key]}) in model.params"
+            )
+    if "encoder_weights" in accepted and "encoder_weights" not in given:
+        out["encoder_weights"] = None  # never download at run time; set it in model.params to load weights
+    return out
 
 
 def axis_divisors(net: nn.Module, spatial_dims: int) -> tuple[int, ...]:
