@@ -165,6 +165,9 @@ class TrainConfig:
     run_dir: str = "runs/{name}"
     name: str = "run"
     save_pictures: bool = True
+    tensorboard: bool = (
+        False  # also TensorBoard event files (scalars, overlays, method pictures) in RUN/tensorboard
+    )
     progress: bool = True
     wandb: WandbConfig = field(default_factory=WandbConfig)
 

@@ -154,7 +154,9 @@ class Trainer:
         if ckpt is None and self.dist.is_main:  # everything above is validated: only now touch the disk
             self.folder.start(overwrite, config_to_dict(cfg))
         if self.dist.is_main:
-            self.logger = RunLogger(self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None)
+            self.logger = RunLogger(
+                self.run_dir, t.wandb, config_to_dict(cfg), resume=ckpt is not None, tensorboard=t.tensorboard
+            )
         else:
             self.logger = NullLogger()  # rank 0 alone writes metrics, pictures and checkpoints
         if ckpt is not None:
@@ -334,11 +336,10 @@ class Trainer:
         summary = acc.summary()
         acc.write_csv(self.run_dir / "val_per_case.csv")
         if t.save_pictures:
-            save_overlays(
-                examples,
-                self.run_dir / f"overlay_step{self.step:06d}.png",
-                f"step {self.step}: mean Dice {summary['mean_dice']:.3f}",
-            )
+            overlay = self.run_dir / f"overlay_step{self.step:06d}.png"
+            save_overlays(examples, overlay, f"step {self.step}: mean Dice {summary['mean_dice']:.3f}")
+            if overlay.is_file():
+                self.logger.log_images([overlay], self.step)
         self._last_table = acc.format_table()
         return summary
 
@@ -463,7 +464,9 @@ class Trainer:
         if not self.dist.is_main:  # rank 0 evaluates, draws and saves; the others wait in broadcast_code
             return summary
         if t.save_pictures:
-            self.method.save_pictures(self.datasets, self.run_dir, self.step)
+            self.logger.log_images(
+                self.method.save_pictures(self.datasets, self.run_dir, self.step), self.step
+            )
         own = not has_val and t.key_metric in self.method.self_metrics
         if has_val or own:
             # a method without predictions can score itself (e.g. the label-map GAN against the real maps)
