@@ -15,6 +15,7 @@ import os
 import sys
 
 from weakseg.cli.commands import add_core_commands
+from weakseg.cli.configs import add_config_command
 from weakseg.cli.demo import add_demo_command, demo_adapt_configs, demo_config
 from weakseg.registry import plugin_entry_points
 
@@ -28,9 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"weakseg {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     add_core_commands(sub)
+    add_config_command(sub)
     add_demo_command(sub)
     for ep in plugin_entry_points("weakseg.commands"):  # light modules: argparse only, work imported lazily
         ep.load()(sub)
+    try:  # shell completion when argcomplete is installed (activate-global-python-argcomplete, or
+        import argcomplete  # eval "$(register-python-argcomplete weakseg)")
+
+        argcomplete.autocomplete(ap)
+    except ImportError:
+        pass
     return ap
 
 
@@ -38,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:  # the reader went away (weakseg list ... | head): nothing to report
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stderr at exit
+        return 0
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130

@@ -28,23 +28,26 @@ def add_core_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--until", type=int, help="stop after this step (resume later with --resume)")
+    add_device_argument(p)
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("evaluate", help="per-class and per-case metrics of a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a weakseg checkpoint (best.pt / last.pt of a run)")
     p.add_argument(
         "--data", help="folder with images/ and masks/ (default: the checkpoint's validation split)"
     )
     p.add_argument("--out", help="CSV of per-case metrics (default: beside the checkpoint)")
     add_set_argument(p)
+    add_device_argument(p)
     p.set_defaults(handler=_evaluate)
 
     p = sub.add_parser("predict", help="segment an image file or folder with a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("checkpoint", help="a weakseg checkpoint (best.pt / last.pt of a run)")
+    p.add_argument("input", help="an image or volume file (PNG, TIFF, NIfTI), or a folder of them")
+    p.add_argument("output", help="folder for the label files (one per input, same name)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_set_argument(p)
+    add_device_argument(p)
     p.set_defaults(handler=_predict)
 
     p = sub.add_parser("serve", help="a local web page to correct segmentations with clicks or a box")
@@ -56,17 +59,23 @@ def add_core_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free one)")
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("augment", help="preview a config's augmentation: originals beside augmented samples")
-    p.add_argument("config")
+    p.add_argument("config", help="YAML config whose augment section is previewed")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--out", default="augment_preview.png", help="PNG to write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the augmentation draws (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
     add_set_argument(p)
     p.set_defaults(handler=_augment)
+
+
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", help="auto (CUDA when present), cpu, cuda or cuda:N; train: overrides train.device"
+    )
 
 
 def _train(args) -> int:
@@ -77,12 +86,12 @@ def _train(args) -> int:
     if args.resume:
         from weakseg.api import config_from_checkpoint
 
-        cfg = config_from_checkpoint(load_checkpoint(Path(args.resume) / "last.pt"), args.overrides)
+        cfg = config_from_checkpoint(load_checkpoint(Path(args.resume) / "last.pt"), _with_device(args))
         trainer = Trainer(cfg, run_dir=args.resume, resume=True)
     else:
         if not args.config:
             raise SystemExit("weakseg train: give a CONFIG file, or --resume RUN_DIR")
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, _with_device(args))
         trainer = Trainer(cfg, overwrite=args.overwrite)
     try:
         result = trainer.fit(until=args.until)
@@ -93,6 +102,10 @@ def _train(args) -> int:
     return 0
 
 
+def _with_device(args) -> list[str]:
+    return [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+
+
 def _evaluate(args) -> int:
     from weakseg.api import evaluate
 
@@ -101,7 +114,7 @@ def _evaluate(args) -> int:
         if args.out
         else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_eval.csv")
     )
-    acc = evaluate(args.checkpoint, args.data, args.overrides, out_csv=out)
+    acc = evaluate(args.checkpoint, args.data, args.overrides, out_csv=out, device=args.device or "auto")
     print(acc.format_case_table())
     print()
     print(acc.format_table())
@@ -113,7 +126,12 @@ def _predict(args) -> int:
     from weakseg.api import predict
 
     written = predict(
-        args.checkpoint, args.input, args.output, overwrite=args.overwrite, overrides=args.overrides
+        args.checkpoint,
+        args.input,
+        args.output,
+        overwrite=args.overwrite,
+        overrides=args.overrides,
+        device=args.device or "auto",
     )
     print(f"wrote {len(written)} label file(s) to {args.output}")
     return 0

@@ -8,22 +8,15 @@ import time
 from pathlib import Path
 
 from weakseg.api import add_set_argument
+from weakseg.cli.configs import config_path
 
 __all__ = ["add_demo_command", "demo_adapt_configs", "demo_config"]
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _config(name: str, overrides: list[str] | None = None):
     from weakseg.config import load_config
 
-    path = CONFIGS / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: weakseg demo reads its configs from the configs/ folder of the weakseg source "
-            "tree; install weakseg from a clone (pip install -e .)"
-        )
-    return load_config(path, overrides)
+    return load_config(config_path(name), overrides)
 
 
 def demo_config(overrides: list[str] | None = None):
