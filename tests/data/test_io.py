@@ -41,6 +41,7 @@ def test_write_label_checks_shape_and_format(tmp_path):
 
 
 def test_nifti_slices_and_affine_roundtrip(tmp_path):
+    # stored as A, L, S (axes swapped, one flipped): read in RAS
     affine = np.array([[0.0, -0.8, 0, 10], [0.8, 0, 0, -5], [0, 0, 3.0, 2], [0, 0, 0, 1]])
     hu = (np.arange(24, dtype=np.int16).reshape(2, 3, 4) * 50 - 500).astype(np.int16)
     write_nifti(tmp_path / "scan.nii.gz", hu, affine)
@@ -48,20 +49,24 @@ def test_nifti_slices_and_affine_roundtrip(tmp_path):
         source="nifti", slice_axis=2, intensity=IntensityConfig(preset="ct_window", window=[0, 1000])
     )
     image, meta = load_image_for_inference(tmp_path / "scan.nii.gz", cfg)
-    assert image.shape == (1, 2, 3, 4) and meta["kind"] == "nifti" and meta["slice_axis"] == 2
-    np.testing.assert_allclose(image[0].numpy(), np.clip((hu + 500) / 1000.0, 0, 1), atol=1e-6)
+    ras = np.asarray(nib.as_closest_canonical(nib.Nifti1Image(hu, affine)).dataobj)
+    assert ras.shape == (3, 2, 4) and nib.aff2axcodes(affine) == ("A", "L", "S")
+    assert image.shape == (1, 3, 2, 4) and meta["kind"] == "nifti" and meta["slice_axis"] == 2
+    np.testing.assert_allclose(image[0].numpy(), np.clip((ras + 500) / 1000.0, 0, 1), atol=1e-6)
     slices = list(iter_slices(image, 2))
-    assert len(slices) == 4 and slices[1].shape == (1, 2, 3)
+    assert len(slices) == 4 and slices[1].shape == (1, 3, 2)
     label = stack_slices([(s[0] > 0.5).long() for s in slices], 2)
-    assert label.shape == (2, 3, 4)
+    assert label.shape == (3, 2, 4)
     calls = []
     run = lambda x: calls.append(x.shape) or (x[:, 0] > 0.5).long()  # noqa: E731
     np.testing.assert_array_equal(predict_volume_slices(image, meta, run, batch_size=3).numpy(), label)
-    assert calls == [(3, 1, 2, 3), (1, 1, 2, 3)]  # slices in batches of 3
+    assert calls == [(3, 1, 3, 2), (1, 1, 3, 2)]  # slices in batches of 3
     out = write_label(tmp_path / "seg" / "scan_seg.nii.gz", label, meta)
     back = nib.load(str(out))
-    np.testing.assert_allclose(back.affine, affine)
-    np.testing.assert_array_equal(np.asarray(back.dataobj), label)
+    np.testing.assert_allclose(back.affine, affine)  # the input's own orientation and affine
+    np.testing.assert_allclose(back.header.get_zooms(), (0.8, 0.8, 3.0))  # anisotropic spacing kept
+    # voxel for voxel on the stored image: the label of each stored voxel is its own threshold
+    np.testing.assert_array_equal(np.asarray(back.dataobj), (np.clip((hu + 500) / 1000.0, 0, 1) > 0.5))
     assert back.get_data_dtype() == np.uint8
 
 

@@ -24,7 +24,7 @@ from weakseg.config import DataConfig
 from weakseg.data.checks import check_image, size_str
 from weakseg.data.dataset import modality_hint, preset_for
 from weakseg.data.intensity import resolve_preset
-from weakseg.data.nifti import NIFTI_SUFFIXES, channels_first, load_nifti
+from weakseg.data.nifti import NIFTI_SUFFIXES, channels_first, load_nifti, to_stored_orientation
 from weakseg.data.readers import IMAGE_SUFFIXES, read_image_file
 from weakseg.data.records import DataError
 from weakseg.fileio import atomic_write_bytes
@@ -132,10 +132,13 @@ def _png_bytes(label: np.ndarray, path: Path) -> bytes:
 
 
 def _nifti_bytes(label: np.ndarray, meta: dict, path: Path) -> bytes:
+    """The label (RAS axes, as read) written in the input's stored orientation, affine and header."""
     dtype = np.uint8 if label.max(initial=0) <= 255 else np.int16
     header = meta.get("header")
     header = header.copy() if isinstance(header, nib.Nifti1Header) else None
     affine = meta.get("affine")
+    if affine is not None and label.ndim == 3:
+        label = to_stored_orientation(label, np.asarray(affine))
     img = nib.Nifti1Image(label.astype(dtype), np.eye(4) if affine is None else np.asarray(affine), header)
     img.set_data_dtype(dtype)
     img.header.set_slope_inter(

@@ -1,6 +1,9 @@
 """NIfTI volumes (``.nii`` / ``.nii.gz``) and the Medical Segmentation Decathlon ``dataset.json`` layout.
 
-Volumes are used as stored (nibabel array axes, no reorientation). Images become channel-first
+Volumes are read in canonical RAS orientation (``nibabel.as_closest_canonical``: array axes point to the
+patient's Right, Anterior, Superior), whatever orientation they were stored in, so an LPS scan and an RAS
+scan of the same patient give the same array; ``weakseg predict`` writes labels back in the input's own
+orientation, affine and header (``to_stored_orientation``). Images become channel-first
 ``(C,X,Y,Z)`` (a 4D ``(X,Y,Z,C)`` multi-modal image gives C channels); labels are ``(X,Y,Z)``.
 With ``slice_axis`` = a in {0, 1, 2} every slice along spatial axis a is one sample named ``<name>_<x|y|z><iii>``
 (e.g. ``liver_007_z012``); with ``slice_axis=None`` each volume is one 3D sample.
@@ -26,6 +29,7 @@ __all__ = [
     "load_nifti",
     "nifti_shape",
     "nifti_stem",
+    "to_stored_orientation",
     "read_decathlon_records",
     "read_nifti_records",
     "volume_records",
@@ -72,21 +76,45 @@ def _load(path: str | Path) -> nib.Nifti1Image:
         raise DataError(f"cannot read NIfTI {path} ({type(e).__name__}: {e}); re-export or remove it") from e
 
 
+def _canonical_order(affine: np.ndarray) -> np.ndarray:
+    """nibabel orientation transform (axis, flip) from the stored axes to RAS."""
+    return nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(affine), nib.orientations.axcodes2ornt(("R", "A", "S"))
+    )
+
+
 def nifti_shape(path: str | Path) -> tuple[int, ...]:
-    """Array shape from the header alone (no voxel data is decoded)."""
-    return tuple(int(s) for s in _load(path).shape)
+    """Array shape in RAS orientation, from the header alone (no voxel data is decoded)."""
+    img = _load(path)
+    shape = [int(s) for s in img.shape]
+    ornt = _canonical_order(img.affine)
+    spatial = [0] * 3
+    for axis, (new_axis, _) in enumerate(ornt[: min(3, len(shape))]):
+        spatial[int(new_axis)] = shape[axis]
+    return tuple(spatial[: min(3, len(shape))] + shape[3:])
+
+
+def to_stored_orientation(label: np.ndarray, stored_affine: np.ndarray) -> np.ndarray:
+    """A label map predicted on the RAS array of a volume, back in the axes the volume was stored in."""
+    back = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt(("R", "A", "S")), nib.orientations.io_orientation(stored_affine)
+    )
+    return nib.orientations.apply_orientation(label, back)
 
 
 def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Decode a volume: (array in its stored dtype, scaled if the header says so; 4x4 affine; header)."""
-    img = _load(path)
+    """Decode a volume in RAS orientation: (array in its stored dtype, scaled if the header says so; the 4x4
+    affine and the header as stored, which a label written back with ``to_stored_orientation`` takes)."""
+    stored = _load(path)
+    img = stored
     try:
+        img = nib.as_closest_canonical(stored)
         data = np.asanyarray(img.dataobj)
     except Exception as e:  # truncated .nii.gz: EOFError / zlib.error / OSError
         raise DataError(
             f"cannot decode NIfTI {path} ({type(e).__name__}: {e}); the file is truncated: re-export it"
         ) from e
-    return np.asarray(data), np.asarray(img.affine, dtype=np.float64), img.header
+    return np.asarray(data), np.asarray(stored.affine, dtype=np.float64), stored.header
 
 
 def channels_first(volume: np.ndarray, path: str | Path = "volume") -> np.ndarray:
