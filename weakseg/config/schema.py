@@ -40,7 +40,8 @@ class IntensityConfig:
 
 @dataclass
 class DataConfig:
-    """Where samples come from and how cases are split. ``source``: phantom | folder | nifti | decathlon."""
+    """Where samples come from and how cases are split. ``source``: phantom | folder | nifti | decathlon | nnunet
+    (an nnU-Net v2 raw dataset folder)."""
 
     source: str = "phantom"
     root: str | None = None
@@ -88,7 +89,9 @@ class DataConfig:
     def spatial_dims(self) -> int:
         """2 for slices (folders, sliced volumes and phantoms), 3 for whole NIfTI/Decathlon volumes and phantom
         volumes (``slice_axis: null``)."""
-        return 3 if self.source in ("nifti", "decathlon", "phantom") and self.slice_axis is None else 2
+        return (
+            3 if self.source in ("nifti", "decathlon", "nnunet", "phantom") and self.slice_axis is None else 2
+        )
 
 
 @dataclass

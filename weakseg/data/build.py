@@ -19,7 +19,14 @@ from pathlib import Path
 
 from weakseg.config import DataConfig
 from weakseg.data.dataset import SegDataset
-from weakseg.data.nifti import load_decathlon_json, read_decathlon_records, read_nifti_records
+from weakseg.data.nifti import (
+    load_decathlon_json,
+    load_nnunet_json,
+    nnunet_class_names,
+    read_decathlon_records,
+    read_nifti_records,
+    read_nnunet_records,
+)
 from weakseg.data.phantoms import phantom_records
 from weakseg.data.readers import read_folder_records
 from weakseg.data.records import DataError, Record
@@ -28,7 +35,7 @@ from weakseg.registry import suggest
 
 __all__ = ["SOURCES", "SPLITS", "build_datasets", "read_records"]
 
-SOURCES = ("phantom", "folder", "nifti", "decathlon")
+SOURCES = ("phantom", "folder", "nifti", "decathlon", "nnunet")
 SPLITS = ("labeled", "unlabeled", "val", "test")
 
 
@@ -59,6 +66,17 @@ def _check_decathlon(cfg: DataConfig, root: Path) -> None:
         )
 
 
+def _check_nnunet(cfg: DataConfig, root: Path) -> None:
+    """dataset.json's classes must be data.num_classes / data.class_names (named in the message to copy)."""
+    names = nnunet_class_names(load_nnunet_json(root))
+    if len(names) != cfg.num_classes or list(cfg.class_names) != names:
+        raise DataError(
+            f"{root / 'dataset.json'} lists the classes {names}, but data has num_classes {cfg.num_classes} and "
+            f"class_names {list(cfg.class_names)}: set data.num_classes: {len(names)} and data.class_names: "
+            f"{names}"
+        )
+
+
 def read_records(cfg: DataConfig) -> list[Record]:
     """All records of ``cfg.source`` (cheap: listings and headers only, no pixel data)."""
     if cfg.source == "phantom":
@@ -74,6 +92,9 @@ def read_records(cfg: DataConfig) -> list[Record]:
         records = read_nifti_records(
             root / cfg.image_dir, root / cfg.mask_dir, cfg.case_regex, cfg.slice_axis
         )
+    elif cfg.source == "nnunet":
+        _check_nnunet(cfg, root)
+        records = read_nnunet_records(root, cfg.case_regex, cfg.slice_axis)
     else:
         _check_decathlon(cfg, root)
         records = read_decathlon_records(root, cfg.case_regex, cfg.slice_axis, "training")

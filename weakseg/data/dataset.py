@@ -31,6 +31,7 @@ from weakseg.data.nifti import (
     decathlon_modality,
     load_decathlon_json,
     load_nifti,
+    load_nnunet_json,
     nifti_shape,
 )
 from weakseg.data.phantoms import load_phantom_volume
@@ -42,9 +43,13 @@ __all__ = ["SegDataset", "interp_mode", "modality_hint", "preset_for"]
 
 
 def modality_hint(cfg: DataConfig) -> str | None:
-    """``"ct"``/``"mr"`` from a Decathlon ``dataset.json`` (its "modality" entry) when one is readable, else None."""
+    """``"ct"``/``"mr"`` from a Decathlon or nnU-Net ``dataset.json`` (its "modality" / "channel_names") when
+    one is readable, else None."""
     if cfg.source == "decathlon" and cfg.root and (Path(cfg.root) / "dataset.json").is_file():
         return decathlon_modality(load_decathlon_json(cfg.root))
+    if cfg.source == "nnunet" and cfg.root and (Path(cfg.root) / "dataset.json").is_file():
+        names = load_nnunet_json(cfg.root)["channel_names"].values()  # nnU-Net's "CT" means HU
+        return "ct" if all(str(v).strip().lower() == "ct" for v in names) else "mr"
     return None
 
 

@@ -26,11 +26,14 @@ __all__ = [
     "decathlon_modality",
     "list_nifti_files",
     "load_decathlon_json",
+    "load_nnunet_json",
+    "nnunet_class_names",
     "load_nifti",
     "nifti_shape",
     "nifti_stem",
     "to_stored_orientation",
     "read_decathlon_records",
+    "read_nnunet_records",
     "read_nifti_records",
     "volume_records",
 ]
@@ -231,4 +234,76 @@ def read_decathlon_records(
         records += volume_records(
             stem, case_id_from(stem, case_regex), str(img), lab and str(lab), slice_axis
         )
+    return records
+
+
+# --------------------------------------------------------------------------- nnU-Net v2 raw layout
+NNUNET_LAYOUT = (
+    'nnU-Net v2 raw: dataset.json with "channel_names" {"0": "CT"}, "labels" {"background": 0, ...} and '
+    '"file_ending" ".nii.gz"; imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz'
+)
+
+
+def load_nnunet_json(root: str | Path) -> dict:
+    """Parse and check ``<root>/dataset.json`` of an nnU-Net v2 raw dataset (``DatasetXXX_Name``)."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; data.source nnunet expects {NNUNET_LAYOUT}")
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON ({e}); expected {NNUNET_LAYOUT}") from None
+    for key in ("channel_names", "labels"):
+        if not isinstance(info, dict) or not isinstance(info.get(key), dict) or not info[key]:
+            raise DataError(f'{path} has no "{key}" mapping; expected {NNUNET_LAYOUT}')
+    ending = info.get("file_ending", ".nii.gz")
+    if ending not in NIFTI_SUFFIXES:
+        raise DataError(
+            f'{path}: file_ending "{ending}" is not NIfTI; weakseg reads nnU-Net datasets of .nii/.nii.gz files'
+        )
+    return info
+
+
+def nnunet_class_names(info: dict) -> list[str]:
+    """Class names in label order from nnU-Net's ``labels`` ({"background": 0, "liver": 1, ...})."""
+    labels = info["labels"]
+    values = sorted(labels.values(), key=lambda v: v if isinstance(v, int) else -1)
+    if values != list(range(len(values))):
+        raise DataError(
+            f"dataset.json labels {labels} must number the classes 0..{len(values) - 1}, one integer each "
+            "(region-based labels with lists of values are not supported)"
+        )
+    return [name for name, _ in sorted(labels.items(), key=lambda kv: kv[1])]
+
+
+def read_nnunet_records(root: str | Path, case_regex: str, slice_axis: int | None) -> list[Record]:
+    """Records of ``imagesTr/CASE_0000`` + ``labelsTr/CASE`` (one channel; the case id is CASE unless
+    ``case_regex`` finds another)."""
+    root = Path(root)
+    info = load_nnunet_json(root)
+    ending = info.get("file_ending", ".nii.gz")
+    if len(info["channel_names"]) != 1:
+        raise DataError(
+            f"{root / 'dataset.json'} has {len(info['channel_names'])} channels {info['channel_names']}: weakseg "
+            "reads one image file per case; stack the channel files of each case into one 4D NIfTI (X,Y,Z,C) "
+            "and use data.source: nifti with data.in_channels set"
+        )
+    labels_dir, images_dir = root / "labelsTr", root / "imagesTr"
+    cases = (
+        sorted(p.name[: -len(ending)] for p in labels_dir.glob(f"*{ending}")) if labels_dir.is_dir() else []
+    )
+    if not cases:
+        raise DataError(f"no {ending} label files in {labels_dir}; expected {NNUNET_LAYOUT}")
+    missing = [
+        str(images_dir / f"{c}_0000{ending}")
+        for c in cases
+        if not (images_dir / f"{c}_0000{ending}").is_file()
+    ]
+    if missing:
+        raise DataError(f"{len(missing)} image file(s) of labelsTr cases do not exist: {few(missing)}")
+    records: list[Record] = []
+    for case in cases:
+        image, label = images_dir / f"{case}_0000{ending}", labels_dir / f"{case}{ending}"
+        cid = case_id_from(case, case_regex) if case_regex else case
+        records += volume_records(case, cid, str(image), str(label), slice_axis)
     return records
