@@ -27,15 +27,28 @@ __all__ = [
 
 
 def build_augmentation(cfg: Config) -> tuple[Callable[[dict, int], dict] | None, Callable | None]:
-    """``(per-sample transform, batch transform)`` for ``cfg.augment``; at most one is not None."""
+    """``(per-sample transform, batch transform)`` for ``cfg.augment``. Entries by import path
+    (``outside.py``) run per sample first; the schema's own run per sample (albumentations, monai) or batched
+    on the device (torch)."""
     a, d = cfg.augment, cfg.data
     if not a.transforms:
         return None, None
-    transforms = validate_pipeline(a.transforms, a.backend, d.spatial_dims, d.in_channels)
+    from weakseg.augment.outside import OutsideTransform, split_outside
+
+    outside_entries, own = split_outside(a.transforms)
+    outside = OutsideTransform(outside_entries, d.spatial_dims) if outside_entries else None
+    if not own:
+        return outside, None
+    transforms = validate_pipeline(own, a.backend, d.spatial_dims, d.in_channels)
     if a.backend == "torch":
         from weakseg.augment.torch_backend import BatchAugment
 
-        return None, BatchAugment(transforms, d.spatial_dims, d.swap_labels)
+        return outside, BatchAugment(transforms, d.spatial_dims, d.swap_labels)
     from weakseg.augment.cpu_backends import build_sample_transform
 
-    return build_sample_transform(transforms, a.backend, d.spatial_dims, d.swap_labels), None
+    sample = build_sample_transform(transforms, a.backend, d.spatial_dims, d.swap_labels)
+    if outside is None:
+        return sample, None
+    from weakseg.data.patches import compose_sample_transforms
+
+    return compose_sample_transforms(outside, sample), None

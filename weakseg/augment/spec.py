@@ -322,5 +322,12 @@ def validate_pipeline(
 def check_config(cfg) -> None:
     """The config check of ``augment`` (entry point of group ``weakseg.config_checks``): names, ranges and
     backend restrictions of every ``augment.transforms`` entry for the data's dimensions and channels."""
+    from weakseg.augment.outside import OutsideTransform, split_outside
+
     d = cfg.data
-    validate_pipeline(cfg.augment.transforms, cfg.augment.backend, d.spatial_dims, d.in_channels)
+    outside, own = split_outside(cfg.augment.transforms)
+    validate_pipeline(own, cfg.augment.backend, d.spatial_dims, d.in_channels)
+    if outside:
+        OutsideTransform(
+            outside, d.spatial_dims
+        )  # imports and builds them: a wrong name or argument fails now
