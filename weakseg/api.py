@@ -173,17 +173,24 @@ _SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz")
 
 
 def _inputs(path: Path) -> list[Path]:
-    if path.is_file():
+    """The inputs of ``predict``: a file, a folder holding one DICOM series, or a folder of image files and
+    DICOM series folders."""
+    from weakseg.data.dicom import is_dicom_series
+
+    if path.is_file() or (path.is_dir() and is_dicom_series(path)):
         return [path]
     if path.is_dir():
+        series = sorted(p for p in path.iterdir() if p.is_dir() and is_dicom_series(p))
         files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
-        if files:
-            return files
-        raise FileNotFoundError(f"{path} holds no images ({', '.join(_SUFFIXES)})")
+        if files or series:
+            return files + series
+        raise FileNotFoundError(f"{path} holds no images ({', '.join(_SUFFIXES)}) and no DICOM series")
     raise FileNotFoundError(f"input {path} does not exist")
 
 
 def _out_name(src: Path) -> str:
+    if src.is_dir():  # a DICOM series: its label volume as NIfTI
+        return src.name + ".nii.gz"
     return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
 
 
@@ -222,7 +229,11 @@ def predict(
     amp = resolve_amp(cfg.train.amp, dev)
     files = _inputs(Path(inputs))
     output = Path(output)
-    single = Path(inputs).is_file() and output.suffix.lower() in (".png", ".nii", ".gz")
+    single = files == [Path(inputs)] and output.suffix.lower() in (
+        ".png",
+        ".nii",
+        ".gz",
+    )  # one file or series
     targets = [output] if single else [output / _out_name(f) for f in files]
     clash = [t for t in targets if t.exists()]
     if clash and not overwrite:

@@ -23,6 +23,7 @@ from PIL import Image
 from weakseg.config import DataConfig
 from weakseg.data.checks import check_image, size_str
 from weakseg.data.dataset import modality_hint, preset_for
+from weakseg.data.dicom import is_dicom_series, load_dicom_series
 from weakseg.data.intensity import resolve_preset
 from weakseg.data.nifti import NIFTI_SUFFIXES, channels_first, load_nifti, to_stored_orientation
 from weakseg.data.readers import IMAGE_SUFFIXES, read_image_file
@@ -54,13 +55,14 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
     """Read and normalise one image as training did. Returns ``(image, meta)``.
 
     ``image``: float32 ``(C,H,W)`` for 2D files; ``(C,X,Y,Z)`` for NIfTI (whole volume even when
-    ``cfg.slice_axis`` is set: cut it with ``iter_slices``). ``meta``: ``kind`` ("png" for any 2D file, "nifti"),
+    ``cfg.slice_axis`` is set: cut it with ``iter_slices``); a folder of one DICOM series reads as a NIfTI would. ``meta``: ``kind`` ("png" for any 2D file, "nifti"),
     ``path``, ``shape`` (spatial shape a label written back must have), ``slice_axis``, and for NIfTI ``affine``
     and ``header``.
     """
     path = Path(path)
-    if _is_nifti(path):
-        raw, affine, header = load_nifti(path)
+    dicom = path.is_dir() and is_dicom_series(path)
+    if dicom or _is_nifti(path):
+        raw, affine, header = load_dicom_series(path) if dicom else load_nifti(path)
         volume = channels_first(raw, path)
         check_image(volume, path, cfg)
         axis = cfg.slice_axis
@@ -82,7 +84,8 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
         meta = {"kind": "png", "path": str(path), "shape": tuple(raw.shape[1:]), "slice_axis": None}
     else:
         raise DataError(
-            f"cannot predict on {path}: expected a {'/'.join(IMAGE_SUFFIXES)} image or a .nii/.nii.gz volume"
+            f"cannot predict on {path}: expected a {'/'.join(IMAGE_SUFFIXES)} image, a .nii/.nii.gz volume or a "
+            "folder holding one DICOM series"
         )
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), meta
 
