@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import REPO
 from weakseg.cli import main
@@ -78,3 +79,51 @@ def test_nnunet_layout_errors(tmp_path):
     cfg = load_config(None, ["data.source=nnunet", f"data.root={tmp_path / 'empty'}"])
     with pytest.raises(DataError, match="dataset.json does not exist; data.source nnunet expects"):
         build_datasets(cfg.data)
+
+
+def test_hd95_is_in_mm_from_the_nifti_header(tmp_path):
+    """Slices of an LPS, anisotropic volume: evaluation stacks them with the header's spacing (1.5 mm in
+    plane, 4 mm between slices), so a prediction shifted by one slice is 4 mm off; data.spacing overrides."""
+    from weakseg.config import load_config
+    from weakseg.engine.evaluate import evaluate_dataset
+
+    root = _nnunet(tmp_path / "Dataset042_Abd", n=4)
+    cfg = load_config(
+        None, ["data.source=nnunet", f"data.root={root}", "data.slice_axis=2", "data.val_fraction=0.25"]
+    )
+    val = build_datasets(cfg.data)["val"]
+    assert val.case_spacing(val.case_ids[0]) == (4.0, 1.5, 1.5)
+
+    class Shifted(torch.nn.Module):  # predicts the reference of the next slice
+        size_divisor = 1
+
+        def __init__(self, labels):
+            super().__init__()
+            self.labels, self.calls = labels, 0
+
+        def predict(self, image):
+            out = []
+            for _ in range(image.shape[0]):
+                lab = self.labels[min(self.calls + 1, len(self.labels) - 1)]
+                self.calls += 1
+                out.append(torch.nn.functional.one_hot(lab, 5).permute(2, 0, 1).float() * 10)
+            return torch.stack(out)
+
+    labels = [val[i]["label"] for i in range(len(val))]
+    acc, _ = evaluate_dataset(
+        Shifted(labels), val, 5, cfg.data.class_names, torch.device("cpu"), batch_size=1
+    )
+    hd_mm = acc.summary()["mean_hd95"]
+    acc_vox, _ = evaluate_dataset(
+        Shifted(labels),
+        val,
+        5,
+        cfg.data.class_names,
+        torch.device("cpu"),
+        spacing=[1.0, 1.0, 1.0],
+        batch_size=1,
+    )
+    assert (
+        hd_mm == pytest.approx(4.0 * acc_vox.summary()["mean_hd95"], rel=0.3)
+        and hd_mm > acc_vox.summary()["mean_hd95"]
+    )

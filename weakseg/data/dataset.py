@@ -33,6 +33,7 @@ from weakseg.data.nifti import (
     load_nifti,
     load_nnunet_json,
     nifti_shape,
+    nifti_spacing,
 )
 from weakseg.data.phantoms import load_phantom_volume
 from weakseg.data.readers import read_image_file, read_mask_file
@@ -201,6 +202,17 @@ class SegDataset(Dataset):
         if Keys.LABEL in sample:
             sample[Keys.LABEL] = sample[Keys.LABEL].long()
         return sample
+
+    def case_spacing(self, case_id: str) -> tuple[float, ...] | None:
+        """Voxel sizes of a NIfTI case from its header, in the axis order evaluation stacks it: (slice axis,
+        then the other two) for slices, (X, Y, Z) for volumes; None for other data."""
+        rec = next((r for r in self.records if r.case_id == case_id), None)
+        if rec is None or rec.kind != "nifti":
+            return None
+        sp = nifti_spacing(rec.image)
+        if rec.slice_axis is None:
+            return sp
+        return (sp[rec.slice_axis], *(v for i, v in enumerate(sp) if i != rec.slice_axis))
 
     def validate(self, desc: str = "checking files") -> None:
         """Check every sample before a run starts, so that a bad file anywhere fails before the run folder is

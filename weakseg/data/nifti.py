@@ -30,6 +30,7 @@ __all__ = [
     "nnunet_class_names",
     "load_nifti",
     "nifti_shape",
+    "nifti_spacing",
     "nifti_stem",
     "to_stored_orientation",
     "read_decathlon_records",
@@ -95,6 +96,16 @@ def nifti_shape(path: str | Path) -> tuple[int, ...]:
     for axis, (new_axis, _) in enumerate(ornt[: min(3, len(shape))]):
         spatial[int(new_axis)] = shape[axis]
     return tuple(spatial[: min(3, len(shape))] + shape[3:])
+
+
+def nifti_spacing(path: str | Path) -> tuple[float, float, float]:
+    """Voxel sizes (mm) along the RAS array axes, from the header."""
+    img = _load(path)
+    zooms = [float(z) for z in img.header.get_zooms()[:3]] + [1.0] * (3 - min(3, len(img.shape)))
+    out = [1.0, 1.0, 1.0]
+    for axis, (new_axis, _) in enumerate(_canonical_order(img.affine)[:3]):
+        out[int(new_axis)] = zooms[axis]
+    return tuple(out)
 
 
 def to_stored_orientation(label: np.ndarray, stored_affine: np.ndarray) -> np.ndarray:

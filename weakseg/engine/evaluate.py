@@ -71,12 +71,17 @@ def evaluate_dataset(
     finally:
         method.train(was_training)
     acc = MetricAccumulator(num_classes, class_names, spacing=spacing)
+    header_spacing = getattr(dataset, "case_spacing", None)
     for case in sorted(cases):
         items = sorted(cases[case], key=lambda t: t[0])
         shapes = {p.shape for _, p, _ in items}
+        # data.spacing overrides; else a NIfTI case's own header spacing (mm), else voxels
+        own = header_spacing(case) if spacing is None and header_spacing is not None else None
         if items[0][1].ndim == 2 and len(shapes) == 1:  # slices of one case -> one (Z,H,W) volume
-            acc.add(case, np.stack([p for _, p, _ in items]), np.stack([t for _, _, t in items]))
+            acc.add(case, np.stack([p for _, p, _ in items]), np.stack([t for _, _, t in items]), spacing=own)
         else:  # 3D samples, or slices of differing sizes: score each sample on its own
             for name, p, t in items:
-                acc.add(case if len(items) == 1 else f"{case}/{name}", p, t)
+                acc.add(
+                    case if len(items) == 1 else f"{case}/{name}", p, t, spacing=own if p.ndim == 3 else None
+                )
     return acc, [c[2] for c in candidates]
