@@ -12,6 +12,7 @@ import contextlib
 import copy
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def load_trained(
     with pretrained_weights_disabled():  # the checkpoint holds the trained weights: no ImageNet file needed
         method = build_method(cfg)
     load_method_state(method, ckpt["state"], ckpt["path"])
+    method.data_profile = ckpt.get("data_profile") or {}  # what the training images looked like
     return cfg, method.to(dev).eval(), dev
 
 
@@ -224,6 +226,7 @@ def predict(
     from tqdm.auto import tqdm
 
     from weakseg.data import load_image_for_inference, predict_volume_slices, write_label
+    from weakseg.data.profile import compare_to_profile
 
     cfg, method, dev = load_trained(checkpoint, overrides, device)
     amp = resolve_amp(cfg.train.amp, dev)
@@ -256,6 +259,8 @@ def predict(
         staged = []
         for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
             image, meta = load_image_for_inference(src, cfg.data)
+            for diff in compare_to_profile(method.data_profile, image.numpy(), meta):
+                tqdm.write(f"weakseg predict: warning: {src}: {diff}", file=sys.stderr)
             label = predict_volume_slices(
                 image, meta, _labels_fn(method, cfg.data.resize, dev, amp, infer_window(cfg)), cfg.data
             )

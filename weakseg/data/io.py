@@ -75,6 +75,7 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
         else:
             image = np.stack([preset(s) for s in iter_slices(volume, axis)], axis=axis + 1)
         meta = {"kind": "nifti", "path": str(path), "shape": tuple(volume.shape[1:]), "slice_axis": axis}
+        meta["dtype"] = str(raw.dtype)
         meta.update(affine=affine, header=header)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         raw = read_image_file(path)
@@ -82,6 +83,7 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
         hint = _hint(cfg, raw)
         image = (resolve_preset(cfg, hint) if hint else preset_for(cfg, raw, path))(raw)
         meta = {"kind": "png", "path": str(path), "shape": tuple(raw.shape[1:]), "slice_axis": None}
+        meta["dtype"] = str(raw.dtype)
     else:
         raise DataError(
             f"cannot predict on {path}: expected a {'/'.join(IMAGE_SUFFIXES)} image, a .nii/.nii.gz volume or a "
