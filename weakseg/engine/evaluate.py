@@ -61,6 +61,7 @@ def evaluate_dataset(
                 fg = int((labels[i] > 0).sum())
                 if preds.ndim == 3:  # 2D samples give picture candidates
                     example = {
+                        "name": name,
                         "image": batch[Keys.IMAGE][i][(slice(None), *crop)].numpy(),
                         "label": labels[i][crop],
                         "pred": preds[i][crop],

@@ -345,7 +345,9 @@ class Trainer:
         acc.write_csv(self.run_dir / "val_per_case.csv")
         if t.save_pictures:
             overlay = self.run_dir / f"overlay_step{self.step:06d}.png"
-            save_overlays(examples, overlay, f"step {self.step}: mean Dice {summary['mean_dice']:.3f}")
+            save_overlays(
+                examples, overlay, f"step {self.step}: mean Dice {summary['mean_dice']:.3f}", d.class_names
+            )
             if overlay.is_file():
                 self.logger.log_images([overlay], self.step)
         self._last_table = acc.format_table()

@@ -13,9 +13,17 @@ import numpy as np  # noqa: E402
 
 from weakseg.fileio import atomic_write  # noqa: E402
 
-__all__ = ["grey", "label_overlay", "save_figure", "save_image_grid", "save_pairs_grid", "scaled_rgb"]
+__all__ = [
+    "COLORS",
+    "grey",
+    "label_overlay",
+    "save_figure",
+    "save_image_grid",
+    "save_pairs_grid",
+    "scaled_rgb",
+]
 
-_COLORS = (
+COLORS = (
     np.array(
         [
             [0, 0, 0],
@@ -53,7 +61,7 @@ def grey(image: np.ndarray) -> np.ndarray:
 def label_overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """RGB picture of ``image`` (C,H,W) with ``label`` (H,W) drawn in class colours."""
     rgb = grey(image)
-    colors = _COLORS[np.asarray(label) % len(_COLORS)]
+    colors = COLORS[np.asarray(label) % len(COLORS)]
     mask = (np.asarray(label) > 0)[..., None]
     return np.where(mask, (1 - alpha) * rgb + alpha * colors, rgb)
 
