@@ -127,3 +127,19 @@ def test_hd95_is_in_mm_from_the_nifti_header(tmp_path):
         hd_mm == pytest.approx(4.0 * acc_vox.summary()["mean_hd95"], rel=0.3)
         and hd_mm > acc_vox.summary()["mean_hd95"]
     )
+
+
+def test_predict_on_an_lps_nifti_keeps_its_header(tmp_path):
+    import nibabel as nib
+
+    root = _nnunet(tmp_path / "Dataset042_Abd", n=4)
+    run = tmp_path / "run"
+    args = ["--set", "data.source=nnunet", "--set", f"data.root={root}", "--set", "data.val_fraction=0.25"]
+    args += ["--set", "data.phantom_cases=4", "--set", "train.max_steps=2", "--set", f"train.run_dir={run}"]
+    assert main(["train", str(REPO / "configs" / "tiny.yaml"), *args]) == 0
+    src = sorted((root / "imagesTr").glob("*.nii.gz"))[0]
+    assert main(["predict", str(run / "best.pt"), str(src), str(tmp_path / "out")]) == 0
+    out, inp = nib.load(str(tmp_path / "out" / src.name)), nib.load(str(src))
+    assert nib.aff2axcodes(out.affine) == ("L", "P", "S") and out.shape == inp.shape
+    np.testing.assert_allclose(out.affine, inp.affine)
+    np.testing.assert_allclose(out.header.get_zooms(), (1.5, 1.5, 4.0))

@@ -18,12 +18,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = str(REPO / "configs" / "tiny.yaml")
 
 
-def test_monai_network_and_monai_loss_by_import_path_train_evaluate_predict(tmp_path, capsys):
+def test_monai_network_loss_torchio_and_albumentations_by_import_path_train_evaluate_predict(
+    tmp_path, capsys
+):
     run = tmp_path / "run"
     args = [
         "--set", "model.network=monai.networks.nets:BasicUNet",
         "--set", "model.params={features: [4, 4, 8, 16, 32, 4]}",
         "--set", "loss.name=monai.losses:DiceFocalLoss",
+        "--set", "augment.transforms=[{name: 'torchio:RandomBiasField'}, {name: 'tests.ecosystem.pipelines:ALBU_COMPOSE'}]",
         "--set", "train.max_steps=2", "--set", f"train.run_dir={run}",
     ]  # fmt: skip
     assert main(["train", TINY, *args]) == 0
