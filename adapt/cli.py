@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = adapt_sub.add_parser(
         "translate", help="write a translated copy of a labeled dataset (two-stage variant)"
     )
-    t.add_argument("checkpoint")
+    t.add_argument("checkpoint", help="a cyclegan checkpoint (joint or translation-only)")
     t.add_argument("--input", required=True, help="folder with images/ (and masks/, copied)")
     t.add_argument("--output", required=True, help="new dataset folder")
     t.add_argument("--direction", help="e.g. ct2mr or mr2ct (default: source to target)")

@@ -33,14 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--context", help="images/ + masks/ to paint --labels into (cgan with condition label_and_context)"
     )
-    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--batch-size", type=int, default=8, help="samples generated at once (default 8)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     e = synth_sub.add_parser("evaluate", help="authenticity (real-vs-synthetic classifier) and usefulness")
     e.add_argument("--real", required=True, help="real dataset root (images/) or image folder")
     e.add_argument("--synthetic", required=True, help="synthetic dataset root (weakseg synth generate --out)")
     e.add_argument("--size", type=int, default=64, help="classifier input size (default 64)")
     e.add_argument("--steps", type=int, default=300, help="classifier training steps (default 300)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the classifier and its split (default 0)")
     e.add_argument("--case-regex", default=r"p(\d+)", help="case id in real file names (split by case)")
     e.add_argument(
         "--config", help="also train segmenters (real / synthetic / real + synthetic) with this config"
