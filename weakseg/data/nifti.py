@@ -192,15 +192,20 @@ def read_nifti_records(
     return records
 
 
-def load_decathlon_json(root: str | Path) -> dict:
-    """Parse and check ``<root>/dataset.json`` (the Medical Segmentation Decathlon layout)."""
+def _dataset_json(root: str | Path, source: str, layout: str) -> tuple[Path, dict]:
+    """``<root>/dataset.json`` parsed; errors say what ``data.source`` expects."""
     path = Path(root) / "dataset.json"
     if not path.is_file():
-        raise DataError(f"{path} does not exist; data.source decathlon expects {DECATHLON_LAYOUT}")
+        raise DataError(f"{path} does not exist; data.source {source} expects {layout}")
     try:
-        info = json.loads(path.read_text())
+        return path, json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not valid JSON ({e}); expected {DECATHLON_LAYOUT}") from None
+        raise DataError(f"{path} is not valid JSON ({e}); expected {layout}") from None
+
+
+def load_decathlon_json(root: str | Path) -> dict:
+    """Parse and check ``<root>/dataset.json`` (the Medical Segmentation Decathlon layout)."""
+    path, info = _dataset_json(root, "decathlon", DECATHLON_LAYOUT)
     if not isinstance(info, dict) or not isinstance(info.get("training"), list):
         raise DataError(f'{path} has no "training" list; expected {DECATHLON_LAYOUT}')
     return info
@@ -257,13 +262,7 @@ NNUNET_LAYOUT = (
 
 def load_nnunet_json(root: str | Path) -> dict:
     """Parse and check ``<root>/dataset.json`` of an nnU-Net v2 raw dataset (``DatasetXXX_Name``)."""
-    path = Path(root) / "dataset.json"
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; data.source nnunet expects {NNUNET_LAYOUT}")
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not valid JSON ({e}); expected {NNUNET_LAYOUT}") from None
+    path, info = _dataset_json(root, "nnunet", NNUNET_LAYOUT)
     for key in ("channel_names", "labels"):
         if not isinstance(info, dict) or not isinstance(info.get(key), dict) or not info[key]:
             raise DataError(f'{path} has no "{key}" mapping; expected {NNUNET_LAYOUT}')
