@@ -53,9 +53,6 @@ GENERATORS = ("resnet_6", "resnet_9", "unet")
 _WHERE = 'method "cyclegan": method.params'
 
 
-_P = Params("cyclegan")
-
-
 def _beta1(p: Params, key: str, value: Any) -> float:
     value = p.number(key, value)
     p.check(value < 1.0, key, "in [0, 1)", value)
@@ -144,7 +141,7 @@ class CycleGAN(GANMethod):
             raise ValueError(
                 'method "cyclegan" is 2D: set data.slice_axis (and target.slice_axis) to slice volumes'
             )
-        self.init_gan(_P, params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
+        self.init_gan(params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
         self.lambda_cycle = params.lambda_cycle
         self.lambda_identity = params.lambda_identity
         self.lambda_seg = params.lambda_seg

@@ -121,9 +121,7 @@ class CGAN(GANMethod):
         if ctx.spatial_dims != 2:
             raise ValueError(f'method "{self.method_name}" is 2D: set data.slice_axis to synthesise slices')
         self.condition_kind = params.condition
-        self.init_gan(
-            Params(self.method_name), params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range
-        )
+        self.init_gan(params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
         self.erase_dilation = params.erase_dilation
         self.lambda_l1 = params.lambda_l1
         self.num_classes, self.channels = ctx.num_classes, ctx.in_channels

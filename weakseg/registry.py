@@ -166,7 +166,7 @@ class Registry(Generic[T]):
             return import_attr(name, self.what)
         if name in self._items:
             return self._items[name]
-        if name in self._lazy:
+        if name in self._lazy:  # an ImportError (a plug-in's missing dependency) propagates as it is
             module, attr = self._lazy[name].split(":", 1)
             self._items[name] = getattr(importlib.import_module(module), attr)
             return self._items[name]

@@ -21,20 +21,23 @@ def _stats(image: np.ndarray) -> tuple[float, float]:
 
 def data_profile(dataset: Any, cfg: DataConfig, n: int = 8) -> dict:
     """The profile of up to ``n`` training images, read from their files as ``predict`` reads its inputs."""
-    records = list(getattr(dataset, "records", []))
-    seen, picks = set(), []
-    for r in records:  # one sample per file (slices of a volume share it)
-        if r.image not in seen:
-            seen.add(r.image)
-            picks.append(r)
-    picks = [picks[int(i)] for i in np.linspace(0, len(picks) - 1, num=min(n, len(picks)))] if picks else []
+    first: dict[str, int] = {}  # one sample per file (slices of a volume share it): its first index
+    for i, r in enumerate(getattr(dataset, "records", [])):
+        first.setdefault(r.image, i)
+    indices = list(first.values())
+    picks = (
+        [indices[int(i)] for i in np.linspace(0, len(indices) - 1, num=min(n, len(indices)))]
+        if indices
+        else []
+    )
     sizes, lows, highs, dtypes, channels = [], [], [], set(), set()
-    for r in picks:
+    for i in picks:
+        r = dataset.records[i]
         if r.kind in ("file", "nifti"):
             image, meta = load_image_for_inference(r.image, cfg)
             image, dtype = image.numpy(), meta.get("dtype")
         else:  # phantoms: generated, no file
-            image, dtype = dataset[records.index(r)]["image"].numpy(), None
+            image, dtype = dataset[i]["image"].numpy(), None
         channels.add(int(image.shape[0]))
         sizes.append(list(image.shape[1:]))
         lo, hi = _stats(image)

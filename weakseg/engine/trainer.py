@@ -152,12 +152,11 @@ class Trainer:
         self.best = {"value": None, "step": None}
         self.bad_evals = 0
         self.dist.barrier()  # every rank has checked the run folder before rank 0 changes it
-        train_split = next((s for s in ("labeled", "source") if s in datasets), None)
-        self.data_profile = (
-            (ckpt or {}).get("data_profile")
-            if ckpt is not None
-            else (data_profile(datasets[train_split], cfg.data) if train_split and self.dist.is_main else {})
-        )
+        if ckpt is not None:
+            self.data_profile = ckpt.get("data_profile") or {}
+        else:  # what predict compares its inputs with (rank 0 saves it)
+            split = next((s for s in ("labeled", "source") if s in datasets), None)
+            self.data_profile = data_profile(datasets[split], cfg.data) if split and self.dist.is_main else {}
         if ckpt is None and self.dist.is_main:  # everything above is validated: only now touch the disk
             self.folder.start(overwrite, config_to_dict(cfg))
         if self.dist.is_main:
@@ -278,7 +277,7 @@ class Trainer:
             "rng": get_rng_state(),
             "best": dict(self.best),
             "bad_evals": self.bad_evals,
-            "data_profile": self.data_profile,  # what predict compares its inputs with
+            "data_profile": self.data_profile,
         }
 
     def _restore(self, ckpt: dict) -> None:

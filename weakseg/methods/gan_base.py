@@ -15,7 +15,7 @@ share around the update itself (``weakseg.methods.gan_steps.gan_update``).
         def __init__(self, ctx: BuildContext, params: Pix2PixParams):
             super().__init__()
             self.g, self.d = build_network("unet_generator", ...), build_discriminator("patchgan", ...)
-            self.init_gan(Params("pix2pix"), params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
+            self.init_gan(params.gan_mode, params.lr, (params.beta1, 0.999), params.image_range)
             self.pool = ImagePool(0)
 
         def configure_optimizers(self):
@@ -32,9 +32,9 @@ share around the update itself (``weakseg.methods.gan_steps.gan_update``).
 
 * ``image_range_check()``: the check of an ``image_range`` param (``[low, high]``, low < high), for the typed
   params of a method (``weakseg.methods.params``); ``GAN_MODES`` the choices of its ``gan_mode``.
-* ``init_gan``: checks the GAN loss mode (one of ``modes``) and the Adam learning rate of the generator and
-  discriminator optimizers, stores them with the Adam betas (``gan_lr``, ``gan_betas``), builds ``gan_loss``;
-  with ``image_range``, checks it and stores the data range as ``lo``, ``hi``.
+* ``init_gan``: stores the GAN loss mode and the Adam learning rate and betas of the generator and
+  discriminator optimizers (``gan_lr``, ``gan_betas``; checked by the typed params), builds ``gan_loss``; with
+  ``image_range``, stores the data range as ``lo``, ``hi``.
 * ``adam(*nets)``: one Adam over the nets' parameters, at ``gan_lr`` and ``gan_betas`` unless given others.
 * ``to_gan`` / ``from_gan``: the data range <-> the [-1, 1] of tanh generators; ``rgb``: a picture of an image
   in the data range.
@@ -61,7 +61,7 @@ from torch.optim import Adam
 from weakseg.losses.gan import GANLoss, ImagePool
 from weakseg.methods.base import Method
 from weakseg.methods.gan_steps import from_gan_range, to_gan_range
-from weakseg.methods.params import Check, Params, custom
+from weakseg.methods.params import Check, custom
 
 __all__ = ["GAN_MODES", "GANMethod", "image_range_check", "picture_samples"]
 
@@ -91,20 +91,17 @@ class GANMethod(Method):
 
     def init_gan(
         self,
-        p: Params,
         gan_mode: str,
         lr: float,
         betas: tuple[float, float],
         image_range: Sequence[float] | None = None,
-        lr_key: str = "lr",
-        modes: Sequence[str] = GAN_MODES,
     ) -> None:
-        """Check and store the shared hyperparameters (``lr_key`` names the learning rate in errors) and build
+        """Store the shared hyperparameters (checked by the method's typed params at config load) and build
         ``gan_loss`` (a module without parameters or state: where it is registered changes no state dict)."""
-        self.gan_mode = p.choice("gan_mode", gan_mode, modes)
-        self.gan_lr, self.gan_betas = p.number(lr_key, lr, 1e-12), betas
+        self.gan_mode = gan_mode
+        self.gan_lr, self.gan_betas = float(lr), betas
         if image_range is not None:
-            self.lo, self.hi = p.image_range(image_range)
+            self.lo, self.hi = (float(v) for v in image_range)
         self.gan_loss = GANLoss(self.gan_mode)
 
     def adam(

@@ -42,7 +42,7 @@ from weakseg.methods.base import BuildContext, Method, StepContext, make_optimiz
 from weakseg.methods.common import ema_update, float_logits, frozen_copy, main_output, one_hot, rank_slice
 from weakseg.methods.gan_base import GANMethod
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
-from weakseg.methods.params import Check, Params, custom, integer, is_number, number, param, rule
+from weakseg.methods.params import Check, custom, integer, is_number, number, param, rule
 from weakseg.methods.supervised import FineTune, FineTuneParams
 from weakseg.nets import build_discriminator
 from weakseg.nets.ddp import unwrap
@@ -216,7 +216,7 @@ class _Adversarial(SemiMethod, GANMethod):
         super().__init__(ctx, params)
         self.disc = disc
         betas = (float(params.d_betas[0]), float(params.d_betas[1]))
-        self.init_gan(Params(self.name), "vanilla", params.d_lr, betas, lr_key="d_lr")
+        self.init_gan("vanilla", params.d_lr, betas)
         self.pool = ImagePool(0)
 
     @property
