@@ -42,7 +42,7 @@ from weakseg.data import build_datasets
 
 METHODS = ("supervised", "fixmatch", "unimatch", "cps", "bcp", "mean_teacher", "dan", "hung")
 NETWORKS = ("unet", "encoder_unet")
-TASKS = {"ct2": ("ct", 2), "ct4": ("ct", 4), "drive2": ("drive", 2)}
+TASKS = {"ct2": ("ct", 2), "ct4": ("ct", 4), "ct16": ("ct", 16), "drive2": ("drive", 2)}  # ct16: all labeled
 # the default plan of the issue: new methods with 3 seeds, the older ones with 1, on the core U-Net; the
 # pretrained encoder and DRIVE with supervised + the two best new methods (--best), 3 seeds
 DEFAULT_PLAN = [
