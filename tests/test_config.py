@@ -80,6 +80,49 @@ def test_shipped_configs_load():
             load_config(path)
 
 
+def test_relative_input_paths_resolve_against_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(
+        "data: {source: folder, root: ../data/ct, unlabeled_dirs: [extra, /abs/u], extra_labeled_roots: [../s]}\n"
+        "target: {root: mr}\ntrain:\n  run_dir: runs/{name}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("recipes/a.yaml")
+    # relative to the file's folder, still relative (normalised) when the file was named relatively
+    assert cfg.data.root == "data/ct"
+    assert cfg.data.unlabeled_dirs == ["recipes/extra", "/abs/u"]
+    assert cfg.data.extra_labeled_roots == ["s"]
+    assert cfg.target.root == "recipes/mr"
+    assert cfg.train.run_dir == "runs/{name}"  # outputs stay relative to the working directory
+    # the same file named from elsewhere finds the same folders
+    monkeypatch.chdir(folder)
+    assert load_config("a.yaml").data.root == "../data/ct"
+    assert load_config(folder / "a.yaml").data.root == str(tmp_path / "data" / "ct")
+    # --set values are relative to the working directory
+    assert load_config("a.yaml", ["data.root=here"]).data.root == "here"
+
+
+def test_recipes_found_in_the_source_tree_or_the_installed_share_folder(tmp_path):
+    from weakseg.cli.configs import SOURCE_TREE, configs_dir
+
+    assert configs_dir() == SOURCE_TREE and (SOURCE_TREE / "ct.yaml").is_file()
+    shipped = tmp_path / "prefix" / "share" / "weakseg" / "configs"
+    shipped.mkdir(parents=True)
+    missing = tmp_path / "no_tree"
+    assert configs_dir(missing, [str(tmp_path / "other"), str(tmp_path / "prefix")]) == shipped
+    assert configs_dir(missing, [str(tmp_path / "other")]) == missing
+
+
+def test_pyproject_ships_every_recipe():
+    import tomllib
+
+    from tests.conftest import REPO
+
+    files = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert files["share/weakseg/configs"] == ["configs/*.yaml"]
+
+
 def test_registry_did_you_mean_and_lazy():
     reg: Registry = Registry("thing")
     reg.register("alpha")(lambda **kw: ("alpha", kw))

@@ -191,8 +191,12 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def _out_name(src: Path) -> str:
+    from weakseg.data.readers import is_tiff, tiff_pages
+
     if src.is_dir():  # a DICOM series: its label volume as NIfTI
         return src.name + ".nii.gz"
+    if is_tiff(src) and tiff_pages(src) > 1:  # a TIFF stack: a stack of label pages
+        return src.stem + ".tif"
     return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
 
 
@@ -234,6 +238,8 @@ def predict(
     output = Path(output)
     single = files == [Path(inputs)] and output.suffix.lower() in (
         ".png",
+        ".tif",
+        ".tiff",
         ".nii",
         ".gz",
     )  # one file or series

@@ -196,17 +196,3 @@ def test_16_bit_png_under_scale_255_is_refused_with_the_value_to_set(tmp_path):
         intensity=IntensityConfig(preset="scale", scale=65535.0),
     )
     assert float(ok[0][Keys.IMAGE].max()) == pytest.approx(63000 / 65535)
-
-
-def test_multi_page_and_16_bit_colour_tiffs_are_refused(tmp_path):
-    import tifffile
-
-    def multi(p):
-        frames = [Image.fromarray(np.full((8, 8), 9 * i, np.uint8)) for i in range(3)]
-        frames[0].save(p, save_all=True, append_images=frames[1:])
-
-    with bad_input("multi-page TIFF", DataError, "multi-page TIFF \\(3 pages\\); only the first page"):
-        _one_image_dataset(tmp_path, "m_p01.tif", multi)[0]
-    rgb16 = lambda p: tifffile.imwrite(p, np.full((8, 8, 3), 40000, np.uint16), photometric="rgb")  # noqa: E731
-    with bad_input("16-bit colour TIFF", DataError, "16-bit colour TIFF"):
-        _one_image_dataset(tmp_path / "c", "c_p01.tif", rgb16, in_channels=3)[0]

@@ -1,14 +1,36 @@
-"""``weakseg config list`` / ``weakseg config show NAME``: the recipes of configs/ (the source tree's folder,
-which ``weakseg demo`` also reads)."""
+"""``weakseg config list`` / ``weakseg config show NAME``: the recipes of configs/, which ``weakseg demo`` also
+reads: the source tree's folder in a clone (``pip install -e .``), the copy a wheel installs under
+``<prefix>/share/weakseg/configs`` otherwise (pyproject's ``data-files``)."""
 
 from __future__ import annotations
 
 import argparse
+import site
+import sys
+import sysconfig
 from pathlib import Path
 
-__all__ = ["CONFIGS", "add_config_command", "config_path"]
+__all__ = ["CONFIGS", "add_config_command", "config_path", "configs_dir"]
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SOURCE_TREE = Path(__file__).resolve().parents[2] / "configs"
+
+
+def configs_dir(tree: Path = SOURCE_TREE, prefixes: list[str] | None = None) -> Path:
+    """The recipes' folder: ``tree`` when it exists, else the first ``<prefix>/share/weakseg/configs`` of the
+    install prefixes (this environment's, the user's; ``prefixes`` replaces them); ``tree`` when none exists
+    (``config_path`` then says how to get them)."""
+    if tree.is_dir():
+        return tree
+    if prefixes is None:
+        prefixes = [sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
+    for prefix in prefixes:
+        shipped = Path(prefix) / "share" / "weakseg" / "configs"
+        if shipped.is_dir():
+            return shipped
+    return tree
+
+
+CONFIGS = configs_dir()
 
 
 def config_path(name: str) -> Path:
@@ -16,8 +38,8 @@ def config_path(name: str) -> Path:
     path = CONFIGS / (name if name.endswith(".yaml") else f"{name}.yaml")
     if not CONFIGS.is_dir():
         raise FileNotFoundError(
-            f"{CONFIGS} is missing: the recipes live in the configs/ folder of the weakseg source tree; install "
-            "weakseg from a clone (pip install -e .)"
+            f"{CONFIGS} is missing, and no <prefix>/share/weakseg/configs was installed beside weakseg: reinstall "
+            "weakseg (pip install weakseg, or pip install -e . from a clone)"
         )
     if not path.is_file():
         from weakseg.registry import suggest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,15 @@ from weakseg.config.checks import validate
 from weakseg.config.coerce import build
 from weakseg.config.schema import TARGET_OWN_KEYS, Config, ConfigError
 
-__all__ = ["apply_overrides", "config_from_dict", "config_to_dict", "load_config", "set_values"]
+__all__ = [
+    "PATH_KEYS",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "resolve_paths",
+    "set_values",
+]
 
 
 def _inherit_target(values: dict) -> dict:
@@ -25,6 +34,33 @@ def _inherit_target(values: dict) -> dict:
         return values  # build reports the bad "data" section
     inherited = {k: v for k, v in data.items() if k not in TARGET_OWN_KEYS}
     return {**values, "target": {**inherited, **target}}
+
+
+# the input locations of a data section: relative ones written in a config file resolve against that file's
+# folder (a recipe keeps working from any working directory); outputs (train.run_dir) and --set values stay
+# relative to the working directory
+PATH_KEYS = ("root", "unlabeled_dirs", "extra_labeled_roots")
+
+
+def resolve_paths(values: dict, folder: Path) -> dict:
+    """``values`` (a raw config dict) with the relative PATH_KEYS of its ``data`` and ``target`` sections joined
+    to ``folder`` and normalised (``configs/../data`` -> ``data``: a relative folder stays relative); in place."""
+    for section in ("data", "target"):
+        node = values.get(section)
+        if not isinstance(node, dict):
+            continue  # build reports a bad section
+        for key in PATH_KEYS:
+            value = node.get(key)
+            if isinstance(value, str):
+                node[key] = _joined(folder, value)
+            elif isinstance(value, list):
+                node[key] = [_joined(folder, v) if isinstance(v, str) else v for v in value]
+    return values
+
+
+def _joined(folder: Path, value: str) -> str:
+    path = Path(os.path.expanduser(value))
+    return value if path.is_absolute() or not value else os.path.normpath(folder / path)
 
 
 def config_from_dict(values: dict | None, source: str = "config") -> Config:
@@ -75,7 +111,9 @@ def apply_overrides(values: dict, overrides: list[str] | None) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (``None`` = all defaults: the built-in phantom demo) and apply overrides."""
+    """Read a YAML config (``None`` = all defaults: the built-in phantom demo) and apply overrides. Relative
+    input folders written in the file (``data.root``, ``unlabeled_dirs``, ``extra_labeled_roots``, the same of
+    ``target``) are relative to the file's folder; those of ``overrides`` to the working directory."""
     values: dict = {}
     source = "defaults"
     if path is not None:
@@ -89,5 +127,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    if path is not None:
+        resolve_paths(values, path.parent)
     values = apply_overrides(values, overrides)
     return config_from_dict(values, source)

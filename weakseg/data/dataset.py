@@ -36,7 +36,7 @@ from weakseg.data.nifti import (
     nifti_spacing,
 )
 from weakseg.data.phantoms import load_phantom_volume
-from weakseg.data.readers import read_image_file, read_mask_file
+from weakseg.data.readers import read_image_file, read_mask_file, read_mask_stack, read_tiff_stack
 from weakseg.data.records import DataError, Record, few
 from weakseg.keys import Keys
 
@@ -126,13 +126,20 @@ def _load_file(record: Record, cfg: DataConfig, labeled: bool, hint: str | None)
 
 
 def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: str | None) -> list[dict]:
-    """Decode one NIfTI volume / phantom case and cut every record of ``group`` (slices or the whole) from it."""
+    """Decode one NIfTI volume / TIFF stack / phantom case and cut every record of ``group`` (slices or the whole) from it."""
     first = group[0]
     if first.kind == "phantom":
         raw, raw_label = load_phantom_volume(first.image, cfg)
         volume, label = raw[None], raw_label if labeled else None  # (1,n,H,W), slices along axis 0
         check_image(volume, first.image, cfg)
         preset = resolve_preset(cfg, f"phantom_{first.image.partition('_p')[0]}")
+    elif first.kind == "tiff":  # a multi-page TIFF: (Z,C,H,W) pages -> (C,Z,H,W), slices along axis 0
+        volume = np.ascontiguousarray(read_tiff_stack(first.image).transpose(1, 0, 2, 3))
+        check_image(volume, first.image, cfg)
+        label = None
+        if labeled:
+            label = check_label(read_mask_stack(first.label), volume.shape[1:], first.label, first.image, cfg)
+        preset = preset_for(cfg, volume, first.image, hint)
     else:
         volume = channels_first(load_nifti(first.image)[0], first.image)
         check_image(volume, first.image, cfg)

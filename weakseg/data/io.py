@@ -26,7 +26,7 @@ from weakseg.data.dataset import modality_hint, preset_for
 from weakseg.data.dicom import is_dicom_series, load_dicom_series
 from weakseg.data.intensity import resolve_preset
 from weakseg.data.nifti import NIFTI_SUFFIXES, channels_first, load_nifti, to_stored_orientation
-from weakseg.data.readers import IMAGE_SUFFIXES, read_image_file
+from weakseg.data.readers import IMAGE_SUFFIXES, is_tiff, read_image_file, read_tiff_stack, tiff_pages
 from weakseg.data.records import DataError
 from weakseg.fileio import atomic_write_bytes
 
@@ -55,7 +55,9 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
     """Read and normalise one image as training did. Returns ``(image, meta)``.
 
     ``image``: float32 ``(C,H,W)`` for 2D files; ``(C,X,Y,Z)`` for NIfTI (whole volume even when
-    ``cfg.slice_axis`` is set: cut it with ``iter_slices``); a folder of one DICOM series reads as a NIfTI would. ``meta``: ``kind`` ("png" for any 2D file, "nifti"),
+    ``cfg.slice_axis`` is set: cut it with ``iter_slices``); a folder of one DICOM series reads as a NIfTI would;
+    a multi-page TIFF is ``(C,Z,H,W)``, its pages sliced along axis 0. ``meta``: ``kind`` ("png" for any 2D file,
+    "nifti", "tiff" for a stack),
     ``path``, ``shape`` (spatial shape a label written back must have), ``slice_axis``, and for NIfTI ``affine``
     and ``header``.
     """
@@ -77,6 +79,14 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
         meta = {"kind": "nifti", "path": str(path), "shape": tuple(volume.shape[1:]), "slice_axis": axis}
         meta["dtype"] = str(raw.dtype)
         meta.update(affine=affine, header=header)
+    elif is_tiff(path) and tiff_pages(path) > 1:  # a stack: (Z,C,H,W) pages -> (C,Z,H,W), sliced along 0
+        volume = np.ascontiguousarray(read_tiff_stack(path).transpose(1, 0, 2, 3))
+        check_image(volume, path, cfg)
+        hint = _hint(cfg, volume)
+        preset = resolve_preset(cfg, hint) if hint else preset_for(cfg, volume, path)
+        image = np.stack([preset(s) for s in iter_slices(volume, 0)], axis=1)
+        meta = {"kind": "tiff", "path": str(path), "shape": tuple(volume.shape[1:]), "slice_axis": 0}
+        meta["dtype"] = str(volume.dtype)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         raw = read_image_file(path)
         check_image(raw, path, cfg)
@@ -136,6 +146,21 @@ def _png_bytes(label: np.ndarray, path: Path) -> bytes:
     return buf.getvalue()
 
 
+def _tiff_bytes(label: np.ndarray, path: Path) -> bytes:
+    """A stack of label pages ``(Z,H,W)`` (or one ``(H,W)``) as an uncompressed TIFF, 8 or 16 bits."""
+    import tifffile
+
+    if label.ndim not in (2, 3):
+        raise DataError(
+            f"cannot write {path}: TIFF labels are (H,W) or a stack (Z,H,W), got shape {label.shape}"
+        )
+    buf = io.BytesIO()
+    tifffile.imwrite(
+        buf, label.astype(np.uint8 if label.max(initial=0) <= 255 else np.uint16), photometric="minisblack"
+    )
+    return buf.getvalue()
+
+
 def _nifti_bytes(label: np.ndarray, meta: dict, path: Path) -> bytes:
     """The label (RAS axes, as read) written in the input's stored orientation, affine and header."""
     dtype = np.uint8 if label.max(initial=0) <= 255 else np.int16
@@ -157,7 +182,8 @@ def _nifti_bytes(label: np.ndarray, meta: dict, path: Path) -> bytes:
 def write_label(
     path: str | Path, label: np.ndarray | torch.Tensor, meta: dict | None = None, overwrite: bool = False
 ) -> Path:
-    """Write a label map as a uint8 PNG (``.png``) or NIfTI (``.nii``/``.nii.gz``, with ``meta``'s affine), atomically.
+    """Write a label map as a uint8 PNG (``.png``), a TIFF (``.tif``/``.tiff``: one page per slice of a stack) or
+    NIfTI (``.nii``/``.nii.gz``, with ``meta``'s affine), atomically.
 
     Raises ``FileExistsError`` when ``path`` exists and ``overwrite`` is False; ``DataError`` when the label does
     not fit ``meta["shape"]`` or the format.
@@ -186,6 +212,8 @@ def write_label(
                 f"cannot write {path}: PNG labels hold 0..255, got {label.max()}; write .nii.gz instead"
             )
         data = _png_bytes(label, path)
+    elif is_tiff(path):
+        data = _tiff_bytes(label, path)
     else:
-        raise DataError(f"cannot write {path}: labels must be lossless, write .png or .nii/.nii.gz")
+        raise DataError(f"cannot write {path}: labels must be lossless, write .png, .tif or .nii/.nii.gz")
     return atomic_write_bytes(path, data)

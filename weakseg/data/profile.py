@@ -33,7 +33,7 @@ def data_profile(dataset: Any, cfg: DataConfig, n: int = 8) -> dict:
     sizes, lows, highs, dtypes, channels = [], [], [], set(), set()
     for i in picks:
         r = dataset.records[i]
-        if r.kind in ("file", "nifti"):
+        if r.kind in ("file", "nifti", "tiff"):
             image, meta = load_image_for_inference(r.image, cfg)
             image, dtype = image.numpy(), meta.get("dtype")
         else:  # phantoms: generated, no file

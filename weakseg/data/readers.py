@@ -4,6 +4,11 @@ Layout: ``<root>/<image_dir>/<stem>.<ext>`` and ``<root>/<mask_dir>/<stem>.<ext>
 the file stem (extensions may differ: ``x.jpg`` + ``x.png``). Decoded images are channel-first ``(C,H,W)`` in
 their stored dtype (grey -> 1 channel, colour -> 3, alpha dropped); masks are ``(H,W)`` integer label maps
 (palette PNGs give their palette indices).
+
+TIFF stacks (tifffile): a multi-page TIFF (an EM volume, a z-stack) holds slices, each page a sample
+``<stem>_z012`` whose case the case regex finds in that name (``p(\d+)``: the stem's; ``z(\d+)``: one case per
+page); its mask is a TIFF with as many pages. 16-bit colour TIFFs keep their 16 bits.
+Single-page TIFFs of at most 8 bits a channel are decoded by Pillow like the other formats.
 """
 
 from __future__ import annotations
@@ -15,9 +20,21 @@ from PIL import Image
 
 from weakseg.data.records import DataError, Record, case_id_from, few
 
-__all__ = ["IMAGE_SUFFIXES", "list_image_files", "read_folder_records", "read_image_file", "read_mask_file"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "is_tiff",
+    "list_image_files",
+    "read_folder_records",
+    "read_image_file",
+    "read_mask_file",
+    "read_mask_stack",
+    "read_tiff_stack",
+    "tiff_pages",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+TIFF_SUFFIXES = (".tif", ".tiff")
+_CHANNEL_AXES = "SC"  # tifffile's axes: S samples (RGB), C channels; Y, X the plane; any other a stack axis
 LAYOUT = "<root>/<image_dir>/NAME.png|jpg|tif and <root>/<mask_dir>/NAME.png (one mask per image, same NAME)"
 
 
@@ -50,7 +67,7 @@ def read_folder_records(
             f"expected the layout {LAYOUT}"
         )
     if mask_dir is None:
-        return [Record(stem, case_id_from(stem, case_regex), str(p)) for stem, p in images.items()]
+        return [r for stem, p in images.items() for r in _records(stem, case_regex, p, None)]
     masks = list_image_files(mask_dir)
     no_mask, no_image = set(images) - set(masks), set(masks) - set(images)
     if no_mask or no_image:
@@ -65,17 +82,141 @@ def read_folder_records(
             "; ".join(parts) + ". Every image needs a mask with the same file name (extension may differ); "
             "move unlabeled images to their own folder"
         )
-    return [
-        Record(stem, case_id_from(stem, case_regex), str(images[stem]), str(masks[stem]))
-        for stem in sorted(images)
-    ]
+    return [r for stem in sorted(images) for r in _records(stem, case_regex, images[stem], masks[stem])]
+
+
+def _records(stem: str, case_regex: str, image: Path, mask: Path | None) -> list[Record]:
+    """One record per file; a multi-page TIFF stack gives one per page (kind "tiff", slices along axis 0) named
+    ``<stem>_z012``, whose case ``case_regex`` finds in that name, and its mask must have as many pages."""
+    case = case_id_from(stem, case_regex)
+    pages = tiff_pages(image) if is_tiff(image) else 1
+    if pages == 1:
+        if mask is not None and is_tiff(mask) and tiff_pages(mask) > 1:
+            raise DataError(
+                f"mask {mask} has {tiff_pages(mask)} pages, its image {image.name} one: {_PAGES_FIX}"
+            )
+        return [Record(stem, case, str(image), None if mask is None else str(mask))]
+    if mask is not None and (not is_tiff(mask) or tiff_pages(mask) != pages):
+        found = tiff_pages(mask) if is_tiff(mask) else 1
+        raise DataError(f"mask {mask} has {found} page(s), its image {image.name} {pages}: {_PAGES_FIX}")
+    label = None if mask is None else str(mask)
+    names = [f"{stem}_z{i:03d}" for i in range(pages)]
+    # the case regex reads the page's name: the stem's case (p(\d+)), or one case per page (z(\d+))
+    return [Record(n, case_id_from(n, case_regex), str(image), label, "tiff", 0, i) for i, n in enumerate(names)]
+
+
+_PAGES_FIX = "a TIFF stack's mask is a TIFF with one label page per image page"
+
+
+def is_tiff(path: str | Path) -> bool:
+    return str(path).lower().endswith(TIFF_SUFFIXES)
+
+
+def _tiff_series(path: str | Path) -> tuple[tuple[int, ...], str, np.dtype]:
+    """(shape, axes, dtype) of the first image series of a TIFF, from its tags only (nothing decoded)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(series.shape), series.axes, np.dtype(series.dtype)
+    except FileNotFoundError:
+        raise DataError(f"image file {path} does not exist") from None
+    except Exception as e:  # TiffFileError, struct.error, IndexError (no series)...
+        raise DataError(
+            f"cannot read {path} as a TIFF ({type(e).__name__}: {e}); the file is truncated or not a TIFF: "
+            "re-export it or remove it"
+        ) from e
+
+
+def tiff_pages(path: str | Path) -> int:
+    """Slices of a TIFF: the product of its axes other than the plane (Y, X) and the channels (S, C); 1 for
+    a plain 2D image."""
+    shape, axes, _ = _tiff_series(path)
+    return int(np.prod([n for n, a in zip(shape, axes) if a not in "YX" + _CHANNEL_AXES], dtype=np.int64))
+
+
+def _zchw(arr: np.ndarray, axes: str, path: str | Path) -> np.ndarray:
+    """A TIFF series with tifffile's ``axes`` -> ``(Z, C, H, W)``: stack axes flattened into Z (file order),
+    channel axes into C (alpha dropped, as for the other formats)."""
+    if "Y" not in axes or "X" not in axes or arr.ndim != len(axes):
+        raise DataError(f"{path}: TIFF axes {axes!r} of shape {arr.shape} hold no image plane (Y, X)")
+    stack = [i for i, a in enumerate(axes) if a not in "YX" + _CHANNEL_AXES]
+    chan = [i for i, a in enumerate(axes) if a in _CHANNEL_AXES]
+    order = [*stack, *chan, axes.index("Y"), axes.index("X")]
+    z = int(np.prod([arr.shape[i] for i in stack], dtype=np.int64))
+    c = int(np.prod([arr.shape[i] for i in chan], dtype=np.int64))
+    out = arr.transpose(order).reshape(z, c, arr.shape[axes.index("Y")], arr.shape[axes.index("X")])
+    if "S" in axes and c in (2, 4):  # grey + alpha, RGBA
+        out = out[:, : c - 1]
+    return out
+
+
+def read_tiff_stack(path: str | Path) -> np.ndarray:
+    """Decode every page of a TIFF to ``(Z, C, H, W)`` in its stored dtype (tifffile; Pillow page by page for
+    compressions tifffile leaves to the optional imagecodecs package, e.g. LZW)."""
+    import tifffile
+
+    shape, axes, dtype = _tiff_series(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            arr = tif.series[0].asarray()
+    except ValueError as e:
+        if "imagecodecs" not in str(e):
+            raise DataError(f"cannot decode {path} ({e}); re-export it or remove it") from e
+        if len(shape) != len(axes) or (dtype.itemsize > 1 and any(a in axes for a in _CHANNEL_AXES)):
+            raise DataError(
+                f"cannot decode {path}: its compression needs the imagecodecs package for a {dtype} colour "
+                "TIFF: pip install imagecodecs, or re-save it uncompressed"
+            ) from e
+        arr, axes = _pil_pages(path), "QYXS"
+    return np.ascontiguousarray(_zchw(arr, axes, path))
+
+
+def _pil_pages(path: str | Path) -> np.ndarray:
+    """Every page of a TIFF through Pillow: ``(pages, H, W, C)``."""
+    with Image.open(path) as img:
+        pages = []
+        for i in range(getattr(img, "n_frames", 1)):
+            img.seek(i)
+            page = np.asarray(img.copy())
+            pages.append(page[..., None] if page.ndim == 2 else page)
+    return np.stack(pages)
+
+
+def read_mask_stack(path: str | Path) -> np.ndarray:
+    """A multi-page TIFF mask -> ``(Z, H, W)`` label pages (grey colour pages give one channel)."""
+    stack = read_tiff_stack(path)
+    if stack.shape[1] > 1:
+        if not (stack == stack[:, :1]).all():
+            raise DataError(
+                f"mask {path} has {stack.shape[1]} colour channels; masks must hold one label value per pixel "
+                "(0 = background, 1..num_classes-1): save grey pages"
+            )
+    out = stack[:, 0]
+    return out.astype(np.uint8) if out.dtype == bool else out
+
+
+def _needs_tifffile(path: str | Path) -> bool:
+    """A TIFF Pillow would read wrongly: more than one page (a stack) or colour above 8 bits a channel."""
+    shape, axes, dtype = _tiff_series(path)
+    colour = any(a in axes for a in _CHANNEL_AXES) and dtype.itemsize > 1
+    return colour or any(n > 1 for n, a in zip(shape, axes) if a not in "YX" + _CHANNEL_AXES)
+
+
+def _one_page(stack: np.ndarray, path: str | Path) -> np.ndarray:
+    if len(stack) > 1:
+        raise DataError(
+            f"{path} is a TIFF stack of {len(stack)} pages, read here as one image: put it in a data folder "
+            "(each page a slice of one case) or predict on it (a stack of labels comes back)"
+        )
+    return np.ascontiguousarray(stack[0])
 
 
 def _open(path: str | Path) -> Image.Image:
     """Open and fully decode ``path``; any decoder failure becomes a DataError naming the file."""
     try:
         with Image.open(path) as img:
-            _check_tiff(img, path)
             img.load()
             return img.copy()
     except DataError:
@@ -89,27 +230,10 @@ def _open(path: str | Path) -> Image.Image:
         ) from e
 
 
-def _check_tiff(img: Image.Image, path: str | Path) -> None:
-    """What Pillow would read wrongly without a word: more than one page, or colour above 8 bits a channel."""
-    if img.format != "TIFF":
-        return
-    pages = getattr(img, "n_frames", 1)
-    if pages > 1:
-        raise DataError(
-            f"{path} is a multi-page TIFF ({pages} pages); only the first page would be read: save one file per "
-            "page (2D slices) or store the volume as NIfTI (data.source: nifti)"
-        )
-    bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None  # BitsPerSample
-    bits = tuple(bits) if isinstance(bits, (tuple, list)) else (bits,) if bits else ()
-    if len(bits) >= 3 and max(bits) > 8:
-        raise DataError(
-            f"{path} is a {max(bits)}-bit colour TIFF; Pillow reads colour at 8 bits a channel, which would cut "
-            "its values: save it as 8-bit RGB, or as one 16-bit grey file per channel"
-        )
-
-
 def read_image_file(path: str | Path) -> np.ndarray:
     """Decode an image file to ``(C,H,W)`` in its stored dtype: grey -> 1 channel, colour -> 3 (alpha dropped)."""
+    if is_tiff(path) and _needs_tifffile(path):
+        return _one_page(read_tiff_stack(path), path)
     img = _open(path)
     if img.mode in ("1", "LA", "La"):
         img = img.convert("L")
@@ -128,6 +252,8 @@ def read_image_file(path: str | Path) -> np.ndarray:
 
 def read_mask_file(path: str | Path) -> np.ndarray:
     """Decode a mask file to an ``(H,W)`` label map (palette PNG -> palette indices; grey RGB -> one channel)."""
+    if is_tiff(path) and _needs_tifffile(path):
+        return _one_page(read_mask_stack(path), path)
     img = _open(path)
     arr = np.asarray(img)
     if arr.ndim == 3:

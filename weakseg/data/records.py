@@ -2,7 +2,7 @@
 
 Readers return records cheaply (file listing, NIfTI headers); ``SegDataset`` decodes them lazily. A record of
 ``kind`` "file" is one 2D image file (+ mask file); "nifti" is one volume, or one slice of it when
-``slice_axis`` is set; "phantom" is one slice of a built-in phantom case (``image`` holds the case id).
+``slice_axis`` is set; "tiff" is one page of a multi-page TIFF stack (slices along axis 0); "phantom" is one slice of a built-in phantom case (``image`` holds the case id).
 
     Record(name="ct_p03_z041", case_id="03", image="data/images/ct_p03_z041.png", label="data/masks/ct_p03_z041.png")
 """
@@ -28,7 +28,7 @@ class Record:
     case_id: str  # patient / volume id; splits never separate records of one case
     image: str  # image file or volume path (phantoms: the case id)
     label: str | None = None  # mask file or label volume path
-    kind: str = "file"  # file | nifti | phantom
+    kind: str = "file"  # file | nifti | tiff | phantom
     slice_axis: int | None = None  # volumes: the axis the sample is a slice of; None = the whole volume
     slice_index: int | None = None
 
