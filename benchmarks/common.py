@@ -179,10 +179,18 @@ def finish(
     name: str, payload: dict, body: str | None = None, section: str | None = None, echo: bool = True
 ) -> None:
     """Write benchmarks/results/<name>.json (``write_json``: payload with time, machine and commit), then with
-    ``body`` the <section> (default: <name>) block of docs/results.md, printed too."""
+    ``body`` the <section> (default: <name>) block of docs/results.md, printed too; then the numbers README and
+    the guides quote (benchmarks/quote.py) are rewritten from the JSON."""
     write_json(RESULTS_DIR / f"{name}.json", payload)
     if body is not None:
         publish(section or name, body, echo=echo)
+    from quote import QuoteError, requote
+
+    try:  # the numbers README and the guides quote from this JSON (benchmarks/quote.py)
+        for change in requote():
+            print(f"requoted {change}")
+    except QuoteError as e:
+        print(f"warning: a quoted number no longer resolves: {e}", file=sys.stderr)
 
 
 def _normalised(cfg) -> dict:
