@@ -39,17 +39,21 @@ def _inherit_target(values: dict) -> dict:
 # the input locations of a data section: relative ones written in a config file resolve against that file's
 # folder (a recipe keeps working from any working directory); outputs (train.run_dir) and --set values stay
 # relative to the working directory
-PATH_KEYS = ("root", "unlabeled_dirs", "extra_labeled_roots")
+PATH_KEYS = {
+    "data": ("root", "unlabeled_dirs", "extra_labeled_roots"),
+    "target": ("root", "unlabeled_dirs", "extra_labeled_roots"),
+    "model": ("init_from",),
+}
 
 
 def resolve_paths(values: dict, folder: Path) -> dict:
-    """``values`` (a raw config dict) with the relative PATH_KEYS of its ``data`` and ``target`` sections joined
-    to ``folder`` and normalised (``configs/../data`` -> ``data``: a relative folder stays relative); in place."""
-    for section in ("data", "target"):
+    """``values`` (a raw config dict) with the relative PATH_KEYS of its sections joined to ``folder`` and
+    normalised (``configs/../data`` -> ``data``: a relative folder stays relative); in place."""
+    for section, keys in PATH_KEYS.items():
         node = values.get(section)
         if not isinstance(node, dict):
             continue  # build reports a bad section
-        for key in PATH_KEYS:
+        for key in keys:
             value = node.get(key)
             if isinstance(value, str):
                 node[key] = _joined(folder, value)
@@ -112,8 +116,9 @@ def apply_overrides(values: dict, overrides: list[str] | None) -> dict:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (``None`` = all defaults: the built-in phantom demo) and apply overrides. Relative
-    input folders written in the file (``data.root``, ``unlabeled_dirs``, ``extra_labeled_roots``, the same of
-    ``target``) are relative to the file's folder; those of ``overrides`` to the working directory."""
+    input paths written in the file (``data.root``, ``unlabeled_dirs``, ``extra_labeled_roots``, the same of
+    ``target``, ``model.init_from``) are relative to the file's folder; those of ``overrides`` to the working
+    directory."""
     values: dict = {}
     source = "defaults"
     if path is not None:

@@ -110,6 +110,10 @@ class InferConfig:
 class ModelConfig:
     network: str = "unet"
     params: dict[str, Any] = field(default_factory=dict)
+    # trained weights the segmenter starts from (pre-training then fine-tuning): a weakseg checkpoint or a
+    # state_dict file; init_strict false lets weights that do not fit (another head) start from scratch
+    init_from: str | None = None
+    init_strict: bool = True
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""2D image folders (PNG/JPG/JPEG/TIF/TIFF): list and pair files, decode images and masks.
+r"""2D image folders (PNG/JPG/JPEG/TIF/TIFF): list and pair files, decode images and masks.
 
 Layout: ``<root>/<image_dir>/<stem>.<ext>`` and ``<root>/<mask_dir>/<stem>.<ext>``; an image and its mask share
 the file stem (extensions may differ: ``x.jpg`` + ``x.png``). Decoded images are channel-first ``(C,H,W)`` in
@@ -102,7 +102,9 @@ def _records(stem: str, case_regex: str, image: Path, mask: Path | None) -> list
     label = None if mask is None else str(mask)
     names = [f"{stem}_z{i:03d}" for i in range(pages)]
     # the case regex reads the page's name: the stem's case (p(\d+)), or one case per page (z(\d+))
-    return [Record(n, case_id_from(n, case_regex), str(image), label, "tiff", 0, i) for i, n in enumerate(names)]
+    return [
+        Record(n, case_id_from(n, case_regex), str(image), label, "tiff", 0, i) for i, n in enumerate(names)
+    ]
 
 
 _PAGES_FIX = "a TIFF stack's mask is a TIFF with one label page per image page"

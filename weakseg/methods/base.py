@@ -30,7 +30,7 @@ from torch.optim import Optimizer
 
 from weakseg.config import Config, DataConfig, LossConfig, OptimConfig
 from weakseg.losses import build_loss
-from weakseg.nets import build_network
+from weakseg.nets import build_network, load_initial_weights, pretrained_weights_skipped
 
 __all__ = ["BuildContext", "Method", "NonFiniteLossError", "StepContext", "make_optimizer"]
 
@@ -80,6 +80,8 @@ class BuildContext:
     run_name: str
     data: DataConfig
     target: DataConfig | None = None
+    init_from: str | None = None  # model.init_from: trained weights every segmenter() starts from
+    init_strict: bool = True
     # records a resolved parameter in the run's config (e.g. the config of a checkpoint named by
     # method.params.initial), so the run's checkpoints rebuild without that file
     record: Callable[[str, Any], None] = lambda key, value: None
@@ -105,18 +107,24 @@ class BuildContext:
             run_name=cfg.train.name,
             data=d,
             target=cfg.target,
+            init_from=cfg.model.init_from,
+            init_strict=cfg.model.init_strict,
             record=record,
         )
 
     def segmenter(self) -> nn.Module:
-        """A new segmentation network of ``model.network`` / ``model.params`` for this data."""
-        return build_network(
+        """A new segmentation network of ``model.network`` / ``model.params`` for this data, with the weights of
+        ``model.init_from`` when set (not when the run is rebuilt from its own checkpoint)."""
+        net = build_network(
             self.network,
             spatial_dims=self.spatial_dims,
             in_channels=self.in_channels,
             out_channels=self.num_classes,
             **self.network_params,
         )
+        if self.init_from and not pretrained_weights_skipped():
+            load_initial_weights(net, self.init_from, self.init_strict)
+        return net
 
     def make_loss(self) -> nn.Module:
         """The config's segmentation loss (``loss.name`` / ``loss.params``) for this number of classes."""

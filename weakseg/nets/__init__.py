@@ -46,9 +46,16 @@ from weakseg.nets.base import (
     pad_to_divisor,
     stride_divisor,
 )
-from weakseg.nets.encoders import ENCODERS, EncoderSpec, find_imagenet_weights, pretrained_weights_disabled
+from weakseg.nets.encoders import (
+    ENCODERS,
+    EncoderSpec,
+    find_imagenet_weights,
+    pretrained_weights_disabled,
+    pretrained_weights_skipped,
+)
 from weakseg.nets.gan import DISCRIMINATORS, build_discriminator  # also registers the GAN generators
 from weakseg.nets.init import INIT_KINDS, init_weights
+from weakseg.nets.init_from import load_initial_weights
 
 # smp and timm are imported only when an encoder_unet is built
 NETWORKS.register_lazy("encoder_unet", "weakseg.nets.encoder_unet:build_encoder_unet")
@@ -67,5 +74,7 @@ __all__ = [
     "network_params",
     "pad_to_divisor",
     "pretrained_weights_disabled",
+    "pretrained_weights_skipped",
+    "load_initial_weights",
     "stride_divisor",
 ]

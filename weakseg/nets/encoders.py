@@ -42,6 +42,7 @@ __all__ = [
     "find_imagenet_weights",
     "load_encoder_weights",
     "pretrained_weights_disabled",
+    "pretrained_weights_skipped",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -59,6 +60,11 @@ def pretrained_weights_disabled() -> Iterator[None]:
         yield
     finally:
         _SKIP.reset(token)
+
+
+def pretrained_weights_skipped() -> bool:
+    """Inside ``pretrained_weights_disabled``: weights come from a checkpoint, no weight file is read."""
+    return _SKIP.get()
 
 
 @dataclass(frozen=True)
