@@ -58,7 +58,9 @@ def test_weights_that_do_not_fit_fail_or_start_from_scratch(tmp_path):
     src = build_network("unet", 2, 1, 5, channels=[4, 8, 16], strides=[2, 2])
     torch.save(src.state_dict(), tmp_path / "five.pt")
     three = build_network("unet", 2, 1, 3, channels=[4, 8, 16], strides=[2, 2])
-    with bad_input("init_from with another number of classes", ValueError, r"do not fit .*init_strict: false"):
+    with bad_input(
+        "init_from with another number of classes", ValueError, r"do not fit .*init_strict: false"
+    ):
         load_initial_weights(three, tmp_path / "five.pt")
     before = {k: v.clone() for k, v in three.state_dict().items()}
     with pytest.warns(UserWarning, match="keep their initialisation"):
