@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--num-classes", type=int, help="--synthseg: classes of the label maps (background included)"
     )
-    g.add_argument("--deform", action="store_true", help="--synthseg: new layouts by deforming each real map")
+    g.add_argument(
+        "--deform", action="store_true",
+        help="new layouts by deforming each --labels map (random rotation, zoom, elastic), --synthseg or a checkpoint",
+    )  # fmt: skip
     g.add_argument("--n", type=int, required=True, help="number of samples to write")
     g.add_argument("--out", required=True, help="new dataset folder")
     g.add_argument("--seed", type=int, default=0, help="noise seed of the sampled label maps (default 0)")
@@ -78,6 +81,7 @@ def _synth(args) -> int:
             context=args.context,
             overwrite=args.overwrite,
             batch_size=args.batch_size,
+            deform=args.deform,
         )
         print(f"wrote synthetic dataset {out} ({args.n} samples: images/, masks/, manifest.json)")
         return 0

@@ -75,8 +75,11 @@ def generate_dataset(
     batch_size: int = 8,
     device: str = "auto",
     progress: bool = True,
+    deform: bool = False,
 ) -> Path:
-    """Generate ``n`` (image, label map) pairs into ``output_dir``; returns it."""
+    """Generate ``n`` (image, label map) pairs into ``output_dir``; returns it. ``deform``: each ``labels`` map
+    is first warped by a random rotation, zoom and elastic deformation (``deform_label_maps``), so that the
+    few real maps give new layouts for the generator to paint."""
     from weakseg.api import load_trained
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -95,6 +98,11 @@ def generate_dataset(
         raise ValueError(
             f'{checkpoint} is a "{cfg.method.name}" model: it turns label maps into images, so pass --labels DIR '
             "(mask PNGs); a dual_gan checkpoint can also sample label maps itself"
+        )
+    if deform and (labels is None or needs_context):
+        raise ValueError(
+            "--deform warps the --labels maps: pass --labels DIR (and no label_and_context checkpoint, whose "
+            "context images would no longer match the warped maps)"
         )
     if needs_context and (labels is None or context is None):
         raise ValueError(
@@ -125,9 +133,10 @@ def generate_dataset(
                     label = method.sample_labels(len(idx), generator).to(dev)
                 else:
                     picks = [given[i % len(given)] for i in idx]
-                    label = _resized(torch.from_numpy(np.stack([p[1] for p in picks])), cfg.data.resize).to(
-                        dev
-                    )
+                    label = _resized(torch.from_numpy(np.stack([p[1] for p in picks])), cfg.data.resize)
+                    if deform:
+                        label = deform_label_maps(label, generator)
+                    label = label.to(dev)
                     if needs_context:
                         image_ctx, old = _context_batch(picks, contexts, cfg, dev)
                 images = method.generate(label, image_ctx, old).cpu().numpy()
@@ -140,6 +149,7 @@ def generate_dataset(
                 "seed": seed,
                 "n": n,
                 "labels": "sampled by the dual GAN" if given is None else str(labels),
+                "deform": deform,
                 "context": None if context is None else str(context),
                 "num_classes": k,
                 "class_names": cfg.data.class_names,
