@@ -1,7 +1,8 @@
 """Conditional GAN (pix2pix, Isola et al. 2017): a label map becomes an image (survey section III-A).
 
-Method ``cgan`` (stream ``labeled``): the pix2pix U-Net generator ``G`` maps a condition to an image; a 70x70
-PatchGAN ``D`` judges (condition, image) pairs; G minimises the adversarial loss plus ``lambda_l1`` x L1 to
+Method ``cgan`` (stream ``labeled``): the pix2pix U-Net generator ``G`` (or, ``generator: spade``, a SPADE
+generator: the label map modulates the normalisation at every scale, Park et al. 2019) maps a condition to an
+image; a 70x70 PatchGAN ``D`` judges (condition, image) pairs; G minimises the adversarial loss plus ``lambda_l1`` x L1 to
 the real image. Conditions (``condition``):
 
 * ``label``: the one-hot label map (num_classes channels), Guibas et al.'s second stage.
@@ -70,11 +71,19 @@ class CGANParams:
         choice(*CONDITIONS),
         "generator input: label (one-hot map) | label_and_context (+ erased image)",
     )
-    num_downs: int = param(7, integer(5), "U-Net generator depth: image sides are multiples of 2**num_downs")
+    generator: str = param(
+        "pix2pix", choice("pix2pix", "spade"), "generator: pix2pix (U-Net) | spade (SPADE residual decoder)"
+    )
+    num_downs: int = param(
+        7,
+        integer(5),
+        "generator depth (U-Net levels; SPADE upsamplings): image sides are multiples of 2**num_downs",
+    )
     ngf: int = param(64, integer(1), "generator width (filters of its first layer)")
     ndf: int = param(64, integer(1), "PatchGAN discriminator width")
     n_layers_d: int = param(3, integer(1), "PatchGAN stride-2 layers (3: 70x70 patches)")
-    dropout: float = param(0.5, number(0.0, 0.99), "dropout of the generator's inner layers")
+    dropout: float = param(0.5, number(0.0, 0.99), "dropout of the U-Net generator's inner layers")
+    spade_channels: int = param(128, integer(1), "spade: hidden channels of each SPADE modulation")
     gan_mode: str = param("vanilla", choice(*GAN_MODES), "GAN loss: lsgan | vanilla")
     lambda_l1: float = param(100.0, number(), "weight of the L1 distance to the real image")
     lr: float = param(2e-4, number(1e-12), "Adam learning rate of G and D")
@@ -126,15 +135,17 @@ class CGAN(GANMethod):
         self.lambda_l1 = params.lambda_l1
         self.num_classes, self.channels = ctx.num_classes, ctx.in_channels
         g_in = self.num_classes + (self.channels + 1 if self.condition_kind == "label_and_context" else 0)
-        self.g = build_network(
-            "unet_generator",
-            2,
-            g_in,
-            self.channels,
-            num_downs=params.num_downs,
-            ngf=params.ngf,
-            dropout=params.dropout,
-        )
+        if params.generator == "spade":  # Park et al. 2019, with pix2pix's PatchGAN + L1 objective
+            # num_downs - 2 upsamplings: a 4x4 start map at the U-Net's 2**num_downs (SPADE starts at 4x8)
+            self.g = build_network(
+                "spade_generator", 2, g_in, self.channels, n_ups=params.num_downs - 2, ngf=params.ngf,
+                spade_channels=params.spade_channels,
+            )  # fmt: skip
+        else:
+            self.g = build_network(
+                "unet_generator", 2, g_in, self.channels, num_downs=params.num_downs, ngf=params.ngf,
+                dropout=params.dropout,
+            )  # fmt: skip
         self.d = build_discriminator(
             "patchgan", g_in + self.channels, ndf=params.ndf, n_layers=params.n_layers_d
         )
@@ -221,7 +232,7 @@ class CGAN(GANMethod):
         h, w = label.shape[-2:]
         if h % self.size_divisor or w % self.size_divisor:
             raise ValueError(
-                f'method "{self.method_name}": training images are {h}x{w}, but the U-Net generator needs '
+                f'method "{self.method_name}": training images are {h}x{w}, but the generator needs '
                 f"multiples of {self.size_divisor} (2**num_downs): crop (augment crop) or resize (data.resize) "
                 "to such a size, or lower method.params.num_downs"
             )

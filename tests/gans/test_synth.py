@@ -49,6 +49,8 @@ class RecordingContext(StepContext):
         ("dual_gan", f"{DUAL}, label_critic: image, label_noise_size: 8, label_smooth: 0"),
         ("dual_gan", f"{DUAL}, label_gan_mode: lsgan, label_spectral_norm: false, label_d_layers: 2"),
         ("cgan", f"{SMALL}, diffaugment: [translation, cutout, color], ema_decay: 0.99"),
+        ("cgan", f"{SMALL}, generator: spade, spade_channels: 8"),
+        ("dual_gan", f"{DUAL}, generator: spade, spade_channels: 8"),
         (
             "dual_gan",
             f"{DUAL}, label_diffaugment: [translation, cutout], label_ema_decay: 0.99, diffaugment: [color]",
@@ -221,6 +223,22 @@ def test_cgan_needs_labels_and_checks_their_classes(tiny_cfg_path, tmp_path, cap
     good = _masks(tmp_path / "good", [1, 4])
     assert main(["synth", "generate", str(ckpt), "--n", "3", "--out", str(out), "--labels", str(good)]) == 0
     assert sorted(np.unique(np.asarray(Image.open(out / "masks" / "synth_p00001.png")))) == [0, 4]
+
+
+def test_deform_gives_a_checkpoint_new_layouts_of_the_given_maps(dual_ckpt, tmp_path, capsys):
+    maps = _masks(tmp_path / "maps", [1, 4])
+    base = ["synth", "generate", str(dual_ckpt), "--n", "4", "--labels", str(maps)]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--out", str(tmp_path / "warped"), "--deform", "--seed", "1"]) == 0
+    plain = np.asarray(Image.open(tmp_path / "plain" / "masks" / "synth_p00000.png"))
+    warped = np.asarray(Image.open(tmp_path / "warped" / "masks" / "synth_p00000.png"))
+    assert np.array_equal(plain, np.asarray(Image.open(maps / "m_0.png")))  # given maps as they are
+    assert not np.array_equal(warped, plain) and set(np.unique(warped)) <= {0, 1}
+    assert json.loads((tmp_path / "warped" / "manifest.json").read_text())["deform"] is True
+    assert (
+        main(["synth", "generate", str(dual_ckpt), "--n", "2", "--out", str(tmp_path / "x"), "--deform"]) == 1
+    )
+    assert "--deform warps the --labels maps" in capsys.readouterr().err
 
 
 def test_context_mode_paints_labels_into_real_images(tiny_cfg_path, tmp_path):

@@ -16,6 +16,7 @@ GENERATORS = [  # name, params, size_divisor
     ("resnet_generator", {"ngf": 8, "n_blocks": 6}, 4),
     ("resnet_generator", {"ngf": 8, "n_blocks": 9}, 4),
     ("unet_generator", {"ngf": 8, "num_downs": 5}, 32),
+    ("spade_generator", {"ngf": 4, "n_ups": 4, "spade_channels": 8}, 16),
 ]
 
 
@@ -30,6 +31,21 @@ def test_generator_shape_and_tanh_range(name: str, params: dict, divisor: int) -
     assert y.abs().max() <= 1.0
     with pytest.raises(ValueError, match="multiples of"):
         net(torch.zeros(1, 2, divisor + 2, divisor))
+
+
+def test_spade_generator_follows_the_label_map_at_any_multiple_size() -> None:
+    torch.manual_seed(0)
+    net = build_network("spade_generator", 2, 3, 1, ngf=4, n_ups=3, spade_channels=8).eval()
+    for h, w in ((16, 16), (32, 48)):
+        label = torch.zeros(1, 3, h, w)
+        label[:, 0] = 1
+        other = label.clone()
+        other[:, :, : h // 2] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # top half another class
+        a, b = net(label), net(other)
+        assert a.shape == (1, 1, h, w)
+        assert not torch.allclose(a, b)  # the image changes with the map (SPADE's modulation)
+    with pytest.raises(ValueError, match="too small for 3 upsamplings: sides must be at least 16"):
+        net(torch.zeros(1, 3, 8, 8))
 
 
 def test_linear_output_is_unbounded() -> None:

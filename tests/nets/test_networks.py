@@ -19,6 +19,7 @@ TINY: dict[str, dict] = {
     "encoder_unet": {"encoder": "resnet18", "weights": "none", "decoder_channels": (16, 8, 8, 8, 8)},
     "resnet_generator": {"ngf": 8, "n_blocks": 2},
     "unet_generator": {"ngf": 8, "num_downs": 5},
+    "spade_generator": {"ngf": 4, "n_ups": 3, "spade_channels": 8},
 }
 SIZE_3D = {"vnet": 16}  # smallest cube it accepts (batch 2 keeps batch norm valid at the 1-voxel bottleneck)
 DEEP = [n for n in NETWORKS.names() if "deep_supervision" in network_params(n)]

@@ -7,6 +7,9 @@ Generators are image-to-image networks registered in ``NETWORKS`` (so they follo
   for 256 px in CycleGAN), two transposed-conv upsamplings, c7s1-out; reflection padding; size_divisor 4.
 * ``unet_generator``: pix2pix U-Net with ``num_downs`` stride-2 levels (7 = "unet_128", 8 = "unet_256");
   size_divisor 2**num_downs.
+* ``spade_generator`` (Park et al. 2019): the label map, downsampled ``n_ups`` times, is upsampled back by
+  residual blocks whose normalisation is modulated by the label map at every scale (SPADE), MONAI's
+  ``SPADEDecoder`` (non-VAE mode); size_divisor 2**n_ups.
 
 ``output: tanh`` (default) bounds the output to [-1, 1]: GAN methods map images from their documented data
 range (e.g. [0, 1] after the intensity preset) to [-1, 1] and back (``weakseg.methods.gan_steps.to_gan_range``).
@@ -38,6 +41,7 @@ __all__ = [
     "FCDiscriminator",
     "PatchDiscriminator",
     "ResnetGenerator",
+    "SpadeGenerator",
     "UnetGenerator",
     "build_discriminator",
     "spectral_normalize",
@@ -228,8 +232,70 @@ def build_unet_generator(
     return init_weights(net, init, init_gain)
 
 
+class SpadeGenerator(nn.Module):
+    """SPADE generator: MONAI's ``SPADEDecoder`` (non-VAE: the label map downsampled to the first block's size,
+    one SPADE residual block per upsampling) and the output activation. Widths ``ngf * 2**k`` from the finest
+    block up, capped at ``ngf * 8``. MONAI fixes the first block's size at construction; it is set here from
+    each input's size, so any multiple of ``size_divisor`` works."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_ups: int = 5,
+        ngf: int = 64,
+        spade_channels: int = 128,
+        output: str = "tanh",
+    ) -> None:
+        from monai.networks.nets.spade_network import SPADEDecoder
+
+        super().__init__()
+        if n_ups < 1 or ngf < 1 or spade_channels < 1:
+            raise ValueError(
+                f"spade_generator: need n_ups, ngf and spade_channels >= 1, got {n_ups}, {ngf}, {spade_channels}"
+            )
+        widths = [min(ngf * 2**k, ngf * 8) for k in reversed(range(n_ups))]  # coarse -> fine
+        self.n_ups = n_ups
+        self.decoder = SPADEDecoder(
+            spatial_dims=2, out_channels=out_channels, label_nc=in_channels, input_shape=[2**n_ups] * 2,
+            channels=widths, z_dim=None, is_vae=False, spade_intermediate_channels=spade_channels,
+            norm="INSTANCE", last_act=None,
+        )  # fmt: skip
+        self.out = _output(output, "spade_generator")
+        self.size_divisor = 2**n_ups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        latent = [s // self.size_divisor for s in x.shape[2:]]
+        if min(latent) < 2:  # instance norm needs more than one pixel
+            raise ValueError(
+                f"spade_generator: input {tuple(x.shape[2:])} is too small for {self.n_ups} upsamplings: sides "
+                f"must be at least {2 * self.size_divisor} (lower n_ups)"
+            )
+        self.decoder.latent_spatial_shape = latent
+        return self.out(self.decoder(x))
+
+
+@NETWORKS.register("spade_generator")
+def build_spade_generator(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    n_ups: int = 5,
+    ngf: int = 64,
+    spade_channels: int = 128,
+    output: str = "tanh",
+    init: str = "normal",
+    init_gain: float = 0.02,
+) -> nn.Module:
+    """SPADE generator (label map in, image out); inputs must be multiples of 2**n_ups (32 by default)."""
+    _check_2d(spatial_dims, "spade_generator")
+    net = SpadeGenerator(in_channels, out_channels, n_ups, ngf, spade_channels, output)
+    return init_weights(net, init, init_gain)
+
+
 build_resnet_generator.supported_dims = (2,)
 build_unet_generator.supported_dims = (2,)
+build_spade_generator.supported_dims = (2,)
 
 
 class PatchDiscriminator(nn.Module):
