@@ -200,6 +200,16 @@ def _out_name(src: Path) -> str:
     return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
 
 
+def _network_size(cfg, meta: dict) -> list[int] | None:
+    """The size the network saw an input like this at: ``data.resize``, or with ``data.target_spacing`` the
+    input's own size at the target voxel size (its slices' in-plane size when sliced)."""
+    from weakseg.data.dataset import spaced_size
+
+    if cfg.data.target_spacing and meta.get("spacing") is not None:
+        return spaced_size(meta["shape"], meta["spacing"], cfg.data.target_spacing, meta.get("slice_axis"))
+    return cfg.data.resize
+
+
 def _labels_fn(method, resize: list[int] | None, dev: torch.device, amp, window=None):
     """Batch (B,C,...) -> labels (B,...) at the input's size; with ``data.resize`` the network sees resized
     inputs (as in training) and its logits are resampled back to the input size before the argmax."""
@@ -268,7 +278,10 @@ def predict(
             for diff in compare_to_profile(method.data_profile, image.numpy(), meta):
                 tqdm.write(f"weakseg predict: warning: {src}: {diff}", file=sys.stderr)
             label = predict_volume_slices(
-                image, meta, _labels_fn(method, cfg.data.resize, dev, amp, infer_window(cfg)), cfg.data
+                image,
+                meta,
+                _labels_fn(method, _network_size(cfg, meta), dev, amp, infer_window(cfg)),
+                cfg.data,
             )
             tmp = stage / dst.name
             try:

@@ -84,6 +84,19 @@ def validate(cfg: Config, source: str) -> None:
             f"{source}: data.resize must be {d.spatial_dims} sizes >= 8 ({'[H, W]' if d.spatial_dims == 2 else '[H, W, D]'}) "
             f"for this {d.spatial_dims}D data, got {d.resize}; or null to keep the stored size"
         )
+    if d.target_spacing is not None:
+        if d.source not in ("nifti", "decathlon", "nnunet"):
+            raise ConfigError(
+                f"{source}: data.target_spacing resamples volumes by their header spacing: it needs data.source "
+                f"nifti, decathlon or nnunet, got {d.source} (use data.resize for image files)"
+            )
+        if len(d.target_spacing) != 3 or min(d.target_spacing) <= 0:
+            raise ConfigError(
+                f"{source}: data.target_spacing must be 3 voxel sizes > 0 in mm (X, Y, Z as read in RAS), got "
+                f"{d.target_spacing}"
+            )
+        if d.resize is not None:
+            raise ConfigError(f"{source}: set data.target_spacing or data.resize, not both")
     for pair in d.swap_labels:
         if len(pair) != 2 or not all(0 < v < d.num_classes for v in pair):
             raise ConfigError(

@@ -71,6 +71,9 @@ class DataConfig:
     )
     # resample every image/mask to this size at load time: [H, W] for slices, [H, W, D] for volumes
     resize: list[int] | None = None
+    # NIfTI-like volumes (nifti, decathlon, nnunet): resample to this voxel size (mm, the RAS axes X, Y, Z as
+    # read) at load time, from each header's spacing; slices keep their own slice-axis spacing
+    target_spacing: list[float] | None = None
     # extra image folders without masks (same format as image_dir) whose images join the "unlabeled" split,
     # e.g. a challenge's test images for semi-supervised training; their case ids must not clash with root's
     unlabeled_dirs: list[str] = field(default_factory=list)

@@ -106,10 +106,26 @@ def _resize(image: Tensor, label: Tensor | None, size: Sequence[int] | None) -> 
     return image, label
 
 
-def _sample(image: np.ndarray, label: np.ndarray | None, record: Record, cfg: DataConfig) -> dict:
+def spaced_size(
+    shape: Sequence[int], spacing: Sequence[float], target: Sequence[float], axis: int | None
+) -> list[int]:
+    """The size a volume (``axis`` None) or a slice along ``axis`` of a volume of ``shape`` (X, Y, Z) and voxel
+    ``spacing`` takes at voxel size ``target`` (``data.target_spacing``); each side at least 1."""
+    keep = [i for i in range(3) if i != axis]
+    return [max(1, round(shape[i] * spacing[i] / target[i])) for i in keep]
+
+
+def _sample(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    record: Record,
+    cfg: DataConfig,
+    size: Sequence[int] | None = None,
+) -> dict:
+    """A decoded sample as tensors, resized to ``size`` (default ``data.resize``)."""
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
     lab = None if label is None else torch.from_numpy(np.ascontiguousarray(label))
-    img, lab = _resize(img, lab, cfg.resize)
+    img, lab = _resize(img, lab, cfg.resize if size is None else size)
     sample = {Keys.IMAGE: img, Keys.CASE_ID: record.case_id, Keys.NAME: record.name}
     if lab is not None:
         sample[Keys.LABEL] = lab
@@ -152,6 +168,7 @@ def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: 
                 )  # (X,Y) -> (X,Y,1); (X,Y,Z,1) -> (X,Y,Z)
             label = check_label(raw_label, volume.shape[1:], first.label, first.image, cfg)
         preset = preset_for(cfg, volume, first.image, hint)
+    spacing = nifti_spacing(first.image) if cfg.target_spacing and first.kind == "nifti" else None
     samples = []
     for record in group:
         if record.slice_axis is None:
@@ -159,7 +176,10 @@ def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: 
         else:
             image = np.take(volume, record.slice_index, axis=record.slice_axis + 1)
             lab = None if label is None else np.take(label, record.slice_index, axis=record.slice_axis)
-        samples.append(_sample(preset(image), lab, record, cfg))
+        size = None
+        if spacing is not None:  # data.target_spacing: this volume's own voxel size -> the target's
+            size = spaced_size(volume.shape[1:], spacing, cfg.target_spacing, record.slice_axis)
+        samples.append(_sample(preset(image), lab, record, cfg, size))
     return samples
 
 
@@ -211,12 +231,17 @@ class SegDataset(Dataset):
         return sample
 
     def case_spacing(self, case_id: str) -> tuple[float, ...] | None:
-        """Voxel sizes of a NIfTI case from its header, in the axis order evaluation stacks it: (slice axis,
-        then the other two) for slices, (X, Y, Z) for volumes; None for other data."""
+        """Voxel sizes of a NIfTI case from its header (``data.target_spacing`` where resampled), in the axis
+        order evaluation stacks it: (slice axis, then the other two) for slices, (X, Y, Z) for volumes; None for
+        other data."""
         rec = next((r for r in self.records if r.case_id == case_id), None)
         if rec is None or rec.kind != "nifti":
             return None
         sp = nifti_spacing(rec.image)
+        if self.cfg.target_spacing:  # resampled at load: the target in-plane, the slices' own spacing across
+            sp = tuple(
+                sp[i] if i == rec.slice_axis else float(t) for i, t in enumerate(self.cfg.target_spacing)
+            )
         if rec.slice_axis is None:
             return sp
         return (sp[rec.slice_axis], *(v for i, v in enumerate(sp) if i != rec.slice_axis))

@@ -25,7 +25,13 @@ from weakseg.data.checks import check_image, size_str
 from weakseg.data.dataset import modality_hint, preset_for
 from weakseg.data.dicom import is_dicom_series, load_dicom_series
 from weakseg.data.intensity import resolve_preset
-from weakseg.data.nifti import NIFTI_SUFFIXES, channels_first, load_nifti, to_stored_orientation
+from weakseg.data.nifti import (
+    NIFTI_SUFFIXES,
+    channels_first,
+    load_nifti,
+    nifti_spacing,
+    to_stored_orientation,
+)
 from weakseg.data.readers import IMAGE_SUFFIXES, is_tiff, read_image_file, read_tiff_stack, tiff_pages
 from weakseg.data.records import DataError
 from weakseg.fileio import atomic_write_bytes
@@ -59,7 +65,7 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
     a multi-page TIFF is ``(C,Z,H,W)``, its pages sliced along axis 0. ``meta``: ``kind`` ("png" for any 2D file,
     "nifti", "tiff" for a stack),
     ``path``, ``shape`` (spatial shape a label written back must have), ``slice_axis``, and for NIfTI ``affine``
-    and ``header``.
+    and ``header``, ``spacing`` (voxel sizes of the RAS array axes).
     """
     path = Path(path)
     dicom = path.is_dir() and is_dicom_series(path)
@@ -79,6 +85,12 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
         meta = {"kind": "nifti", "path": str(path), "shape": tuple(volume.shape[1:]), "slice_axis": axis}
         meta["dtype"] = str(raw.dtype)
         meta.update(affine=affine, header=header)
+        # voxel sizes along the RAS array axes (a DICOM series' affine already maps that array)
+        meta["spacing"] = (
+            tuple(float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))
+            if dicom
+            else nifti_spacing(path)
+        )
     elif is_tiff(path) and tiff_pages(path) > 1:  # a stack: (Z,C,H,W) pages -> (C,Z,H,W), sliced along 0
         volume = np.ascontiguousarray(read_tiff_stack(path).transpose(1, 0, 2, 3))
         check_image(volume, path, cfg)
