@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -190,7 +191,40 @@ def _inputs(path: Path) -> list[Path]:
     raise FileNotFoundError(f"input {path} does not exist")
 
 
-def _out_name(src: Path) -> str:
+_CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})(?P<ending>\.nii(\.gz)?)$", re.I)
+
+
+def _channel_groups(files: list[Path], cfg) -> list[tuple[Path, tuple[Path, ...]]]:
+    """(first file, further channel files) per input. A model trained on a multi-channel nnU-Net dataset reads
+    ``CASE_0000`` ... ``CASE_{n-1}`` together (found beside any one of them); other inputs stand alone."""
+    n = cfg.data.in_channels
+    if cfg.data.source != "nnunet" or n == 1:
+        return [(f, ()) for f in files]
+    groups: dict[tuple[Path, str, str], set[int]] = {}
+    for f in files:
+        m = _CHANNEL_FILE.match(f.name) if f.is_file() else None
+        if m is None:
+            raise ValueError(
+                f"{f}: this model reads {n} channels, one NIfTI file each named CASE_0000{'...'}CASE_{n - 1:04d} "
+                "(nnU-Net's layout); name the input files so"
+            )
+        groups.setdefault((f.parent, m["case"], m["ending"]), set())
+    out = []
+    for (folder, case, ending), _ in sorted(groups.items()):
+        paths = [folder / f"{case}_{c:04d}{ending}" for c in range(n)]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"case {case} in {folder} lacks channel file(s) {missing}: this model reads {n} channels"
+            )
+        out.append((paths[0], tuple(paths[1:])))
+    return out
+
+
+def _out_name(src: Path, grouped: bool = False) -> str:
+    if grouped:  # nnU-Net: the prediction of CASE_0000.nii.gz ... is CASE.nii.gz
+        m = _CHANNEL_FILE.match(src.name)
+        return m["case"] + m["ending"]
     from weakseg.data.readers import is_tiff, tiff_pages
 
     if src.is_dir():  # a DICOM series: its label volume as NIfTI
@@ -244,16 +278,23 @@ def predict(
 
     cfg, method, dev = load_trained(checkpoint, overrides, device)
     amp = resolve_amp(cfg.train.amp, dev)
-    files = _inputs(Path(inputs))
+    groups = _channel_groups(_inputs(Path(inputs)), cfg)
+    files = [g[0] for g in groups]
+    grouped = cfg.data.source == "nnunet" and cfg.data.in_channels > 1
     output = Path(output)
-    single = files == [Path(inputs)] and output.suffix.lower() in (
-        ".png",
-        ".tif",
-        ".tiff",
-        ".nii",
-        ".gz",
+    single = (
+        len(files) == 1
+        and Path(inputs).is_file()
+        and output.suffix.lower()
+        in (
+            ".png",
+            ".tif",
+            ".tiff",
+            ".nii",
+            ".gz",
+        )
     )  # one file or series
-    targets = [output] if single else [output / _out_name(f) for f in files]
+    targets = [output] if single else [output / _out_name(f, grouped) for f in files]
     clash = [t for t in targets if t.exists()]
     if clash and not overwrite:
         raise FileExistsError(
@@ -273,8 +314,8 @@ def predict(
         ) from None
     try:
         staged = []
-        for src, dst in tqdm(list(zip(files, targets)), desc="predict", disable=not progress):
-            image, meta = load_image_for_inference(src, cfg.data)
+        for (src, extra), dst in tqdm(list(zip(groups, targets)), desc="predict", disable=not progress):
+            image, meta = load_image_for_inference(src, cfg.data, extra)
             for diff in compare_to_profile(method.data_profile, image.numpy(), meta):
                 tqdm.write(f"weakseg predict: warning: {src}: {diff}", file=sys.stderr)
             label = predict_volume_slices(

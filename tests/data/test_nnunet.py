@@ -73,8 +73,11 @@ def test_nnunet_layout_errors(tmp_path):
 
     two = _nnunet(tmp_path / "two", n=1, channels={"0": "T2", "1": "ADC"})
     cfg = load_config(None, ["data.source=nnunet", f"data.root={two}"])
-    with pytest.raises(DataError, match="has 2 channels.*one 4D NIfTI"):
+    with pytest.raises(DataError, match=r"lists 2 channel\(s\).*set data.in_channels: 2"):
         build_datasets(cfg.data)
+    cfg = load_config(None, ["data.source=nnunet", f"data.root={two}", "data.in_channels=2"])
+    with pytest.raises(DataError, match=r"abd_000_0001.nii.gz \(dataset.json names 2 channel"):
+        build_datasets(cfg.data)  # the fixture wrote only CASE_0000
     (tmp_path / "empty").mkdir()
     cfg = load_config(None, ["data.source=nnunet", f"data.root={tmp_path / 'empty'}"])
     with pytest.raises(DataError, match="dataset.json does not exist; data.source nnunet expects"):
@@ -190,3 +193,29 @@ def test_target_spacing_resamples_each_volume_and_predict_maps_back(tmp_path):
             load_config(None, [*base[:3], *bad])
     with pytest.raises(ConfigError, match="needs data.source nifti, decathlon or nnunet"):
         load_config(None, ["data.target_spacing=[1, 1, 1]"])
+
+
+def test_a_multi_channel_nnunet_dataset_trains_and_predicts_from_its_channel_files(tmp_path):
+    import nibabel as nib
+
+    root = _nnunet(tmp_path / "Dataset043_Two", n=4, channels={"0": "CT", "1": "CT_inverted"})
+    for f in sorted((root / "imagesTr").glob("*_0000.nii.gz")):  # the second channel: a different image
+        img = nib.load(str(f))
+        inverted = (1000 - np.asarray(img.dataobj)).astype(np.int16)
+        nib.save(nib.Nifti1Image(inverted, img.affine), str(f).replace("_0000", "_0001"))
+    from weakseg.config import load_config
+
+    base = ["data.source=nnunet", f"data.root={root}", "data.in_channels=2", "data.slice_axis=2",
+            "data.val_fraction=0.25", "data.case_regex=abd_(\\d+)"]  # fmt: skip
+    sample = build_datasets(load_config(None, base).data)["labeled"][0]
+    assert sample["image"].shape == (2, 32, 32)
+    assert not torch.equal(sample["image"][0], sample["image"][1])  # two channels, in channel order
+    run = tmp_path / "run"
+    sets = [*base, "train.max_steps=2", f"train.run_dir={run}"]
+    assert main(["train", str(REPO / "configs" / "tiny.yaml"), *[a for s in sets for a in ("--set", s)]]) == 0
+    out = tmp_path / "pred"
+    assert main(["predict", str(run / "best.pt"), str(root / "imagesTr"), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"abd_{i:03d}.nii.gz" for i in range(4)]  # one per case
+    assert nib.load(str(out / "abd_000.nii.gz")).shape == (32, 32, 4)
+    (root / "imagesTr" / "abd_002_0001.nii.gz").unlink()
+    assert main(["predict", str(run / "best.pt"), str(root / "imagesTr"), str(tmp_path / "p2")]) == 1

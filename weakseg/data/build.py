@@ -67,8 +67,16 @@ def _check_decathlon(cfg: DataConfig, root: Path) -> None:
 
 
 def _check_nnunet(cfg: DataConfig, root: Path) -> None:
-    """dataset.json's classes must be data.num_classes / data.class_names (named in the message to copy)."""
-    names = nnunet_class_names(load_nnunet_json(root))
+    """dataset.json's channels and classes must be data.in_channels / data.num_classes / data.class_names (named
+    in the message to copy)."""
+    info = load_nnunet_json(root)
+    channels = info["channel_names"]
+    if len(channels) != cfg.in_channels:
+        raise DataError(
+            f"{root / 'dataset.json'} lists {len(channels)} channel(s) {dict(channels)}, but data.in_channels is "
+            f"{cfg.in_channels}: set data.in_channels: {len(channels)}"
+        )
+    names = nnunet_class_names(info)
     if len(names) != cfg.num_classes or list(cfg.class_names) != names:
         raise DataError(
             f"{root / 'dataset.json'} lists the classes {names}, but data has num_classes {cfg.num_classes} and "

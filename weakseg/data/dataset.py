@@ -158,6 +158,8 @@ def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: 
         preset = preset_for(cfg, volume, first.image, hint)
     else:
         volume = channels_first(load_nifti(first.image)[0], first.image)
+        if first.channels:  # one file per channel (nnU-Net): stacked after the first, in order
+            volume = np.concatenate([volume, *(channels_first(load_nifti(c)[0], c) for c in first.channels)])
         check_image(volume, first.image, cfg)
         label = None
         if labeled:

@@ -57,12 +57,15 @@ def _hint(cfg: DataConfig, array: np.ndarray) -> str | None:
     return modality_hint(cfg)
 
 
-def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.Tensor, dict]:
+def load_image_for_inference(
+    path: str | Path, cfg: DataConfig, channels: Sequence[str | Path] = ()
+) -> tuple[torch.Tensor, dict]:
     """Read and normalise one image as training did. Returns ``(image, meta)``.
 
     ``image``: float32 ``(C,H,W)`` for 2D files; ``(C,X,Y,Z)`` for NIfTI (whole volume even when
     ``cfg.slice_axis`` is set: cut it with ``iter_slices``); a folder of one DICOM series reads as a NIfTI would;
-    a multi-page TIFF is ``(C,Z,H,W)``, its pages sliced along axis 0. ``meta``: ``kind`` ("png" for any 2D file,
+    a multi-page TIFF is ``(C,Z,H,W)``, its pages sliced along axis 0; ``channels``: further NIfTI files of
+    the same case, one per channel, stacked after ``path``'s. ``meta``: ``kind`` ("png" for any 2D file,
     "nifti", "tiff" for a stack),
     ``path``, ``shape`` (spatial shape a label written back must have), ``slice_axis``, and for NIfTI ``affine``
     and ``header``, ``spacing`` (voxel sizes of the RAS array axes).
@@ -72,6 +75,14 @@ def load_image_for_inference(path: str | Path, cfg: DataConfig) -> tuple[torch.T
     if dicom or _is_nifti(path):
         raw, affine, header = load_dicom_series(path) if dicom else load_nifti(path)
         volume = channels_first(raw, path)
+        for extra in channels:  # one file per channel (nnU-Net's CASE_0001, ...), stacked after the first
+            more = channels_first(load_nifti(extra)[0], extra)
+            if more.shape[1:] != volume.shape[1:]:
+                raise DataError(
+                    f"channel file {extra} is {size_str(more.shape[1:])}, its first channel {path} is "
+                    f"{size_str(volume.shape[1:])}: every channel of a case must have the same size"
+                )
+            volume = np.concatenate([volume, more])
         check_image(volume, path, cfg)
         axis = cfg.slice_axis
         if axis is not None and axis not in (0, 1, 2):

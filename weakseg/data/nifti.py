@@ -147,11 +147,24 @@ def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def volume_records(
-    name: str, case_id: str, image: str, label: str | None, slice_axis: int | None
+    name: str,
+    case_id: str,
+    image: str,
+    label: str | None,
+    slice_axis: int | None,
+    channels: tuple[str, ...] = (),
 ) -> list[Record]:
-    """One record per slice along ``slice_axis`` (header-only read), or one 3D record when it is None."""
+    """One record per slice along ``slice_axis`` (header-only read), or one 3D record when it is None;
+    ``channels``: further channel files of the image (each the image's size)."""
+    for extra in channels:
+        if _spatial(nifti_shape(extra)) != _spatial(nifti_shape(image)):
+            raise DataError(
+                f"channel file {extra} is {'x'.join(map(str, _spatial(nifti_shape(extra))))}, its first channel "
+                f"{image} is {'x'.join(map(str, _spatial(nifti_shape(image))))}: every channel of a case must "
+                "have the same size"
+            )
     if slice_axis is None:
-        return [Record(name, case_id, image, label, kind="nifti")]
+        return [Record(name, case_id, image, label, kind="nifti", channels=channels)]
     if slice_axis not in (0, 1, 2):
         raise DataError(f"data.slice_axis must be 0, 1, 2 or null (whole 3D volumes), got {slice_axis}")
     spatial = _spatial(nifti_shape(image))
@@ -164,7 +177,7 @@ def volume_records(
             )
     letter = "xyz"[slice_axis]
     return [
-        Record(f"{name}_{letter}{i:03d}", case_id, image, label, "nifti", slice_axis, i)
+        Record(f"{name}_{letter}{i:03d}", case_id, image, label, "nifti", slice_axis, i, channels)
         for i in range(spatial[slice_axis])
     ]
 
@@ -286,18 +299,18 @@ def nnunet_class_names(info: dict) -> list[str]:
     return [name for name, _ in sorted(labels.items(), key=lambda kv: kv[1])]
 
 
+def nnunet_channel_files(folder: Path, case: str, n: int, ending: str) -> list[Path]:
+    """``CASE_0000`` ... ``CASE_{n-1}`` of ``folder`` (nnU-Net v2's one file per channel)."""
+    return [folder / f"{case}_{c:04d}{ending}" for c in range(n)]
+
+
 def read_nnunet_records(root: str | Path, case_regex: str, slice_axis: int | None) -> list[Record]:
-    """Records of ``imagesTr/CASE_0000`` + ``labelsTr/CASE`` (one channel; the case id is CASE unless
-    ``case_regex`` finds another)."""
+    """Records of ``imagesTr/CASE_0000`` (+ ``CASE_0001``... for more channels, in ``channel_names`` order) +
+    ``labelsTr/CASE``; the case id is CASE unless ``case_regex`` finds another."""
     root = Path(root)
     info = load_nnunet_json(root)
     ending = info.get("file_ending", ".nii.gz")
-    if len(info["channel_names"]) != 1:
-        raise DataError(
-            f"{root / 'dataset.json'} has {len(info['channel_names'])} channels {info['channel_names']}: weakseg "
-            "reads one image file per case; stack the channel files of each case into one 4D NIfTI (X,Y,Z,C) "
-            "and use data.source: nifti with data.in_channels set"
-        )
+    n_channels = len(info["channel_names"])
     labels_dir, images_dir = root / "labelsTr", root / "imagesTr"
     cases = (
         sorted(p.name[: -len(ending)] for p in labels_dir.glob(f"*{ending}")) if labels_dir.is_dir() else []
@@ -305,15 +318,21 @@ def read_nnunet_records(root: str | Path, case_regex: str, slice_axis: int | Non
     if not cases:
         raise DataError(f"no {ending} label files in {labels_dir}; expected {NNUNET_LAYOUT}")
     missing = [
-        str(images_dir / f"{c}_0000{ending}")
+        str(f)
         for c in cases
-        if not (images_dir / f"{c}_0000{ending}").is_file()
+        for f in nnunet_channel_files(images_dir, c, n_channels, ending)
+        if not f.is_file()
     ]
     if missing:
-        raise DataError(f"{len(missing)} image file(s) of labelsTr cases do not exist: {few(missing)}")
+        raise DataError(
+            f"{len(missing)} image file(s) of labelsTr cases do not exist: {few(missing)} (dataset.json names "
+            f"{n_channels} channel(s): CASE_0000 ... CASE_{n_channels - 1:04d})"
+        )
     records: list[Record] = []
     for case in cases:
-        image, label = images_dir / f"{case}_0000{ending}", labels_dir / f"{case}{ending}"
+        first, *rest = (str(f) for f in nnunet_channel_files(images_dir, case, n_channels, ending))
         cid = case_id_from(case, case_regex) if case_regex else case
-        records += volume_records(case, cid, str(image), str(label), slice_axis)
+        records += volume_records(
+            case, cid, first, str(labels_dir / f"{case}{ending}"), slice_axis, tuple(rest)
+        )
     return records

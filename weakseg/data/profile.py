@@ -34,7 +34,7 @@ def data_profile(dataset: Any, cfg: DataConfig, n: int = 8) -> dict:
     for i in picks:
         r = dataset.records[i]
         if r.kind in ("file", "nifti", "tiff"):
-            image, meta = load_image_for_inference(r.image, cfg)
+            image, meta = load_image_for_inference(r.image, cfg, r.channels)
             image, dtype = image.numpy(), meta.get("dtype")
         else:  # phantoms: generated, no file
             image, dtype = dataset[i]["image"].numpy(), None

@@ -31,6 +31,9 @@ class Record:
     kind: str = "file"  # file | nifti | tiff | phantom
     slice_axis: int | None = None  # volumes: the axis the sample is a slice of; None = the whole volume
     slice_index: int | None = None
+    channels: tuple[
+        str, ...
+    ] = ()  # further channel files of a volume (nnU-Net's CASE_0001, ...), after image
 
 
 def case_id_from(stem: str, case_regex: str) -> str:
