@@ -58,14 +58,17 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[parent_parser(data_root=default_data_root(), seeds=[0, 1, 2], steps=800, set=[])],
     )
+    ap.add_argument(
+        "--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES), help="pipelines to train"
+    )
     args = parse(ap, require="isbi2012_em/train/images")
-    rows = [run_one(args, p, s) for p in PIPELINES for s in args.seeds]
+    rows = [run_one(args, p, s) for p in args.pipelines for s in args.seeds]
     cmd = command_line("augment_em")
     lines = [
         "| pipeline | transforms | membrane Dice, best on validation | membrane Dice, last step |",
         "|---|---|---|---|",
     ]
-    for p in PIPELINES:
+    for p in args.pipelines:
         rs = [r for r in rows if r["pipeline"] == p]
         lines.append(
             f"| {p} | {', '.join(rs[0]['transforms'])} | {mean_std([r['best_dice'] for r in rs])} | "

@@ -7,7 +7,8 @@ spec; ``python benchmarks/quote.py`` rewrites every span's text from the JSON (`
 benchmark), ``--check`` only reports the spans whose text differs (tests/benchmarks/test_quote.py runs it).
 
 Path: keys joined by dots; a number indexes a list; ``key=value`` keeps the list's dicts whose ``key`` is
-``value`` (numbers compare as numbers), and the keys after it apply to each kept one. Operations: ``mean``,
+``value`` (numbers compare as numbers; ``[key=value]`` when the value holds dots, e.g. ``rows[fraction=0.1]``),
+and the keys after it apply to each kept one. Operations: ``mean``,
 ``std`` (of a list), ``min``, ``max``, ``/N``, ``*N``, ``-PATH`` (minus another value of the same JSON, e.g. a
 gain). The format spec is Python's (``.3f``, ``+.1f``, ``.0f``).
 """
@@ -30,8 +31,31 @@ class QuoteError(ValueError):
     """A span names a JSON, path or operation that does not exist; the message names the file and span."""
 
 
+def _parts(path: str) -> list[str]:
+    """Dotted parts; ``[key=value]`` (a filter whose value may hold dots, e.g. ``rows[fraction=0.1]``) is a
+    part of its own."""
+    parts, cur, depth = [], "", 0
+    for ch in path:
+        if ch == "[" and depth == 0:
+            if cur:
+                parts.append(cur)
+            cur, depth = "", 1
+        elif ch == "]" and depth == 1:
+            parts.append(cur)
+            cur, depth = "", 0
+        elif ch == "." and depth == 0:
+            if cur:
+                parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if depth:
+        raise QuoteError(f"unclosed [ in {path!r}")
+    return [*parts, cur] if cur else parts
+
+
 def _select(node, path: str, where: str):
-    for part in path.split("."):
+    for part in _parts(path):
         if isinstance(node, list) and "=" in part:
             key, _, want = part.partition("=")
             node = [x for x in node if isinstance(x, dict) and _same(x.get(key), want)]
@@ -49,6 +73,13 @@ def _select(node, path: str, where: str):
             keys = sorted(node) if isinstance(node, dict) else type(node).__name__
             raise QuoteError(f"{where}: no {part!r} (there: {keys})")
     return node
+
+
+def select(data, path: str, where: str = "path"):
+    """The value at ``path`` (the span syntax: dotted keys, list indices, ``key=value`` filters) of ``data``; a
+    filter that kept one entry gives that entry's value, not a list of one."""
+    value = _select(data, path, where)
+    return value[0] if isinstance(value, list) and len(value) == 1 and "=" in path else value
 
 
 def _same(value, want: str) -> bool:

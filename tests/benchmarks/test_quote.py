@@ -37,6 +37,11 @@ def test_paths_filters_and_operations(results):
     assert v("demo:rows.row=real.dice std .4f") == f"{(0.02 / 3) ** 0.5:.4f}"
     assert v("demo:rows.row=real.seed=2.dice max .2f") == "0.90"
     assert v("demo:curve.-1 .1f") == "0.9"
+    data = json.loads((results / "demo.json").read_text())
+    assert (
+        quote.select(data, "rows[dice=0.2].row") == "syn"
+    )  # a filter value with a dot: one entry, its value
+    assert v("demo:rows[row=real].seed=1.dice mean .1f") == "0.8"
     assert v("demo:rows.row=syn.dice mean -rows.row=real.dice *100 +.1f") == "-60.0"
 
 
