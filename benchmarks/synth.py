@@ -87,8 +87,9 @@ def gan_config(args, task: str) -> Config:
         # global: one 4x4 code, a 142x142 patch critic (the whole map: 70x70 patches passed maps without organs).
         # Real maps blurred by 0.7 px (thin vessels) or 1 px for the critic; CT's also mixed 10% with the uniform
         # distribution (without, the generator saturated on maps without organs by step 600 and stayed there).
+        # DRIVE: the field of view as the image stage's extra input (the border is no longer painted at random)
         **(
-            {"label_noise_size": args.size // 16, "z_dim": 32, "label_smooth": 0.7}
+            {"label_noise_size": args.size // 16, "z_dim": 32, "label_smooth": 0.7, "fov_channel": True}
             if task == "drive"
             else {
                 "label_noise_size": 4,
@@ -170,6 +171,20 @@ def _fresh(folder: Path, source: Path) -> bool:
     return manifest.is_file() and manifest.stat().st_mtime >= source.stat().st_mtime
 
 
+def real_fovs(args, cfg: Config, out: Path) -> Path | None:
+    """DRIVE: the field-of-view masks of the few labeled images (what a fov_channel generator paints into)."""
+    if not cfg.data.root or not (Path(cfg.data.root) / "fov").is_dir():
+        return None
+    if not out.is_dir():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for case in cfg.data.splits["labeled"]:
+            shutil.copyfile(Path(cfg.data.root) / "fov" / f"drive_{case}.png", tmp / f"drive_{case}.png")
+        tmp.rename(out)
+    return out
+
+
 def make_route(args, task: str, route: str, gan: Path, maps: Path, base: Config) -> Path:
     from gans.generate import generate_dataset, generate_synthseg
 
@@ -182,9 +197,11 @@ def make_route(args, task: str, route: str, gan: Path, maps: Path, base: Config)
             )  # fmt: skip
     elif not _fresh(out, gan):
         labels = None if route == "dual_gan" else maps
+        fov = real_fovs(args, base, args.runs_dir / "data" / f"{task}_fov") if task == "drive" else None
         generate_dataset(
-            gan, args.n, out, seed=0, labels=labels, deform=labels is not None, overwrite=True, device="cpu"
-        )
+            gan, args.n, out, seed=0, labels=labels, deform=labels is not None, overwrite=True, device="cpu",
+            fov=fov,
+        )  # fmt: skip
     return out
 
 
@@ -319,6 +336,10 @@ def main() -> None:
         "--no-write", action="store_true", help="train/reuse and print; leave the JSON and docs alone"
     )
     ap.add_argument("--routes", nargs="+", default=list(ROUTES), choices=ROUTES, help="generator routes")
+    ap.add_argument(
+        "--real-only", action="store_true",
+        help="only the real-only rows (no generator), into benchmarks/results/synth_real.json",
+    )  # fmt: skip
     ap.add_argument("--gan-batch-size", type=int, default=8, help="also the label GAN's batch-norm batch")
     ap.add_argument("--n", type=int, default=200, help="synthetic pairs per task")
     ap.add_argument("--drive-labeled", type=int, default=4, help="labeled real DRIVE images")

@@ -39,7 +39,7 @@ from weakseg.methods.base import BuildContext, StepContext
 from weakseg.methods.common import ema_update, frozen_copy, one_hot
 from weakseg.methods.gan_base import GAN_MODES, GANMethod, image_range_check, picture_samples
 from weakseg.methods.gan_steps import GeneratorOutput, Judge, adversarial_loss, gan_update
-from weakseg.methods.params import Check, Params, choice, custom, integer, number, param
+from weakseg.methods.params import Check, Params, choice, custom, flag, integer, number, param
 from weakseg.nets import build_discriminator, build_network
 from weakseg.nets.ddp import unwrap
 from weakseg.nets.diffaug import POLICIES, DiffAugmented, check_policy
@@ -98,6 +98,14 @@ class CGANParams:
         [], policy_check(), "DiffAugment policies of D's pairs: translation, cutout, color (data-efficient)"
     )
     ema_decay: float = param(0.0, number(0.0, 0.9999), "decay of an EMA copy of G that samples (0: none)")
+    fov_channel: bool = param(
+        False,
+        flag(),
+        "the field of view (fundus: pixels brighter than fov_threshold) as an extra generator input",
+    )
+    fov_threshold: float = param(
+        0.08, number(0.0, 1.0), "fov_channel: channel-mean brightness inside the view"
+    )
 
 
 def reseed_judges(*discs: torch.nn.Module, step: int = 0) -> None:
@@ -134,7 +142,9 @@ class CGAN(GANMethod):
         self.erase_dilation = params.erase_dilation
         self.lambda_l1 = params.lambda_l1
         self.num_classes, self.channels = ctx.num_classes, ctx.in_channels
+        self.fov_channel, self.fov_threshold = params.fov_channel, params.fov_threshold
         g_in = self.num_classes + (self.channels + 1 if self.condition_kind == "label_and_context" else 0)
+        g_in += int(self.fov_channel)
         if params.generator == "spade":  # Park et al. 2019, with pix2pix's PatchGAN + L1 objective
             # num_downs - 2 upsamplings: a 4x4 start map at the U-Net's 2**num_downs (SPADE starts at 4x8)
             self.g = build_network(
@@ -164,17 +174,40 @@ class CGAN(GANMethod):
         return {"D": Judge(self.d, self.pool)}  # built on use: self.d may be DDP-wrapped
 
     # ------------------------------------------------------------------ conditioning
-    def condition(self, label: Tensor, image: Tensor | None = None, erase: Tensor | None = None) -> Tensor:
-        """The generator's input for ``label`` (B, H, W); with context, ``image`` (data range) outside the
-        erase mask (default: ``label``'s dilated foreground)."""
-        cond = one_hot(label, self.num_classes)
+    def condition(
+        self,
+        label: Tensor,
+        image: Tensor | None = None,
+        erase: Tensor | None = None,
+        fov: Tensor | None = None,
+    ) -> Tensor:
+        """The generator's input for ``label`` (B, H, W): its one-hot map; with ``fov_channel`` the field of
+        view (``fov`` (B, H, W), else that of ``image``); with context, ``image`` (data range) outside the erase
+        mask (default: ``label``'s dilated foreground)."""
+        parts = [one_hot(label, self.num_classes)]
+        if self.fov_channel:
+            if fov is None and image is None:
+                raise ValueError(
+                    "this model was trained with fov_channel: give the field of view of each label map (weakseg "
+                    "synth generate --fov DIR: masks of real fields of view) or the image to take it from"
+                )
+            parts.append((self.fov_of(image) if fov is None else fov.bool()).float()[:, None])
         if self.condition_kind == "label":
-            return cond
+            return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         if image is None:
             raise ValueError('condition "label_and_context" needs the context image as well as the label map')
         mask = self.erase_mask(label > 0 if erase is None else erase)
         context = self.to_gan(image.float()) * (1.0 - mask)  # erased -> 0 (mid-grey)
-        return torch.cat([cond, context, mask], 1)
+        return torch.cat([*parts, context, mask], 1)
+
+    def fov_of(self, image: Tensor) -> Tensor:
+        """(B, C, H, W) images in the data range -> (B, H, W) bool field of view: the channel mean above
+        ``fov_threshold`` (a fundus camera's dark surround is near 0), holes of dark vessels closed (5x5)."""
+        inside = (
+            image.float().mean(1, keepdim=True) > self.lo + self.fov_threshold * (self.hi - self.lo)
+        ).float()
+        closed = -F.max_pool2d(-F.max_pool2d(inside, 5, stride=1, padding=2), 5, stride=1, padding=2)
+        return closed[:, 0] > 0.5
 
     def erase_mask(self, foreground: Tensor) -> Tensor:
         """(B, H, W) bool -> (B, 1, H, W) float, dilated by ``erase_dilation`` pixels."""
@@ -185,10 +218,17 @@ class CGAN(GANMethod):
         return mask
 
     @torch.no_grad()
-    def generate(self, label: Tensor, image: Tensor | None = None, old_label: Tensor | None = None) -> Tensor:
+    def generate(
+        self,
+        label: Tensor,
+        image: Tensor | None = None,
+        old_label: Tensor | None = None,
+        fov: Tensor | None = None,
+    ) -> Tensor:
         """Images (B, C, H, W) in the data range for label maps (B, H, W); H, W multiples of the generator's
         ``size_divisor``. With context, ``image`` is the real image to paint into and ``old_label`` its own
-        label map (the union of old and new structures is erased)."""
+        label map (the union of old and new structures is erased). ``fov`` (B, H, W): the field of view of a
+        ``fov_channel`` model (else taken from ``image``)."""
         check_label_values(label, self.num_classes, "generate")
         div = self.size_divisor
         if label.ndim != 3 or label.shape[1] % div or label.shape[2] % div:
@@ -197,7 +237,7 @@ class CGAN(GANMethod):
                 f"2**num_downs), got shape {tuple(label.shape)}"
             )
         erase = None if old_label is None else (label > 0) | (old_label > 0)
-        fake = (self.g_ema if self.g_ema is not None else self.g)(self.condition(label, image, erase))
+        fake = (self.g_ema if self.g_ema is not None else self.g)(self.condition(label, image, erase, fov))
         return self.from_gan(fake.float()).clamp(self.lo, self.hi)
 
     # ------------------------------------------------------------------ the contract

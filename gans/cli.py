@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="noise seed of the sampled label maps (default 0)")
     g.add_argument("--labels", help="label map PNGs to condition on (needed for a cgan; cycled to --n)")
     g.add_argument(
+        "--fov", help="field-of-view masks (a fov_channel model): each sample gets a random crop of one"
+    )
+    g.add_argument(
         "--context", help="images/ + masks/ to paint --labels into (cgan with condition label_and_context)"
     )
     g.add_argument("--batch-size", type=int, default=8, help="samples generated at once (default 8)")
@@ -82,6 +85,7 @@ def _synth(args) -> int:
             overwrite=args.overwrite,
             batch_size=args.batch_size,
             deform=args.deform,
+            fov=args.fov,
         )
         print(f"wrote synthetic dataset {out} ({args.n} samples: images/, masks/, manifest.json)")
         return 0

@@ -311,7 +311,10 @@ class DualGAN(CGAN):
         rows = super().picture_rows(datasets, n)
         labels = self.sample_labels(n, torch.Generator().manual_seed(0))
         if labels.shape[1] % self.size_divisor == 0:
-            images = self.generate(labels).cpu().numpy()
+            fov = None
+            if self.fov_channel:  # sampled maps have no field of view: the whole map inside it
+                fov = torch.ones_like(labels, dtype=torch.bool)
+            images = self.generate(labels, fov=fov).cpu().numpy()
             for label, image in zip(labels.cpu().numpy(), images):
                 rows.append(
                     [

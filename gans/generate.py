@@ -54,6 +54,31 @@ def _labels_from(folder: Path, num_classes: int) -> list[tuple[str, np.ndarray]]
     return out
 
 
+def _fovs_from(folder: Path) -> list[torch.Tensor]:
+    """Field-of-view masks (any size; non-zero = inside) of ``folder`` (or ``folder/fov``)."""
+    files = list_image_files(folder / "fov" if (folder / "fov").is_dir() else folder)
+    if not files:
+        raise FileNotFoundError(f"--fov {folder} holds no field-of-view mask images (png/tif)")
+    return [torch.from_numpy(read_mask_file(p) > 0) for _, p in sorted(files.items())]
+
+
+def _fov_batch(fovs: list[torch.Tensor], shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    """(B, H, W) bool: for each sample a random mask of ``fovs``, randomly cropped to H x W (nearest-resized up
+    first when smaller)."""
+    b, h, w = shape
+    out = []
+    for _ in range(b):
+        m = fovs[int(torch.randint(len(fovs), (1,), generator=generator))]
+        if m.shape[0] < h or m.shape[1] < w:
+            scale = max(h / m.shape[0], w / m.shape[1])
+            size = (max(h, round(m.shape[0] * scale)), max(w, round(m.shape[1] * scale)))
+            m = F.interpolate(m[None, None].float(), size=size, mode="nearest-exact")[0, 0] > 0.5
+        y = int(torch.randint(m.shape[0] - h + 1, (1,), generator=generator))
+        x = int(torch.randint(m.shape[1] - w + 1, (1,), generator=generator))
+        out.append(m[y : y + h, x : x + w])
+    return torch.stack(out)
+
+
 def _resized(label: torch.Tensor, size: list[int] | None) -> torch.Tensor:
     if size is None or tuple(label.shape[-2:]) == tuple(size):
         return label
@@ -76,10 +101,13 @@ def generate_dataset(
     device: str = "auto",
     progress: bool = True,
     deform: bool = False,
+    fov: str | Path | None = None,
 ) -> Path:
     """Generate ``n`` (image, label map) pairs into ``output_dir``; returns it. ``deform``: each ``labels`` map
     is first warped by a random rotation, zoom and elastic deformation (``deform_label_maps``), so that the
-    few real maps give new layouts for the generator to paint."""
+    few real maps give new layouts for the generator to paint. ``fov``: a folder of field-of-view masks (a
+    ``fov_channel`` model's extra input): each sample gets a random crop of a random one (seeded), and its
+    label map is cleared outside it."""
     from weakseg.api import load_trained
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -109,6 +137,15 @@ def generate_dataset(
             f"{checkpoint} was trained with condition: label_and_context: pass --labels DIR (the new label maps) "
             "and --context DIR (images/ + masks/ of the real images to paint them into, same file names)"
         )
+    wants_fov = getattr(method, "fov_channel", False)
+    if wants_fov and fov is None and not needs_context:
+        raise ValueError(
+            f"{checkpoint} was trained with fov_channel: pass --fov DIR (field-of-view masks of real images, e.g. "
+            "DRIVE's fov/ folder); each sample gets a random crop of one"
+        )
+    if fov is not None and not wants_fov:
+        raise ValueError(f"--fov: {checkpoint} was trained without fov_channel; leave --fov out")
+    fovs = _fovs_from(Path(fov)) if fov is not None else None
     given = _labels_from(Path(labels), k) if labels is not None else None
     contexts = {}
     if needs_context:
@@ -139,7 +176,11 @@ def generate_dataset(
                     label = label.to(dev)
                     if needs_context:
                         image_ctx, old = _context_batch(picks, contexts, cfg, dev)
-                images = method.generate(label, image_ctx, old).cpu().numpy()
+                view = None
+                if fovs is not None:  # a random real field of view per sample; no structure outside it
+                    view = _fov_batch(fovs, label.shape, generator).to(dev)
+                    label = label * view
+                images = method.generate(label, image_ctx, old, fov=view).cpu().numpy()
                 _write_pairs(tmp, idx, (images - method.lo) / (method.hi - method.lo), label.cpu().numpy())
             manifest = {
                 "checkpoint": str(checkpoint),
@@ -150,6 +191,7 @@ def generate_dataset(
                 "n": n,
                 "labels": "sampled by the dual GAN" if given is None else str(labels),
                 "deform": deform,
+                "fov": None if fov is None else str(fov),
                 "context": None if context is None else str(context),
                 "num_classes": k,
                 "class_names": cfg.data.class_names,

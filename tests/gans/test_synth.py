@@ -50,6 +50,8 @@ class RecordingContext(StepContext):
         ("dual_gan", f"{DUAL}, label_gan_mode: lsgan, label_spectral_norm: false, label_d_layers: 2"),
         ("cgan", f"{SMALL}, diffaugment: [translation, cutout, color], ema_decay: 0.99"),
         ("cgan", f"{SMALL}, generator: spade, spade_channels: 8"),
+        ("cgan", f"{SMALL}, fov_channel: true"),
+        ("dual_gan", f"{DUAL}, fov_channel: true, generator: spade, spade_channels: 8"),
         ("dual_gan", f"{DUAL}, generator: spade, spade_channels: 8"),
         (
             "dual_gan",
@@ -239,6 +241,52 @@ def test_deform_gives_a_checkpoint_new_layouts_of_the_given_maps(dual_ckpt, tmp_
         main(["synth", "generate", str(dual_ckpt), "--n", "2", "--out", str(tmp_path / "x"), "--deform"]) == 1
     )
     assert "--deform warps the --labels maps" in capsys.readouterr().err
+
+
+def test_fov_of_a_fundus_like_image_closes_dark_vessels(tiny_cfg_path):
+    method = build_method(_cfg(tiny_cfg_path, "cgan", f"{SMALL}, fov_channel: true, fov_threshold: 0.1"))
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    disc = (yy - 16) ** 2 + (xx - 16) ** 2 < 12**2
+    image = torch.where(disc, 0.6, 0.02)[None, None].clone()
+    image[0, 0, 16, 8:24] = 0.05  # a dark vessel, one pixel wide, inside the view
+    fov = method.fov_of(image)[0]
+    assert fov[16, 16] and fov[16, 10] and not fov[0, 0] and not fov[16, 30]
+    assert (fov == disc).float().mean() > 0.97
+    label = torch.zeros(1, 32, 32, dtype=torch.long)
+    with pytest.raises(ValueError, match="trained with fov_channel: give the field of view"):
+        method.generate(label)
+    assert method.generate(label, fov=disc[None]).shape == (1, 1, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def fov_ckpt(tmp_path_factory):
+    from tests.conftest import REPO
+
+    run = tmp_path_factory.mktemp("fov") / "run"
+    return _train(REPO / "configs" / "tiny.yaml", run, "dual_gan", f"{DUAL}, fov_channel: true")
+
+
+def test_generate_with_fields_of_view_clears_labels_outside(fov_ckpt, dual_ckpt, tmp_path, capsys):
+    fov = tmp_path / "fov"
+    fov.mkdir()
+    half = np.zeros((40, 40), np.uint8)
+    half[:, :20] = 1  # inside only on the left of a larger mask: crops see both sides
+    Image.fromarray(half).save(fov / "a.png")
+    out = tmp_path / "synth"
+    assert main(["synth", "generate", str(fov_ckpt), "--n", "4", "--out", str(out), "--fov", str(fov)]) == 0
+    assert json.loads((out / "manifest.json").read_text())["fov"] == str(fov)
+    for name in sorted((out / "masks").iterdir()):
+        lab = np.asarray(Image.open(name))
+        assert lab.shape == (32, 32) and not lab[:, 20:].any()  # crops start at x <= 8: x >= 20 is outside
+    assert main(["synth", "generate", str(fov_ckpt), "--n", "2", "--out", str(tmp_path / "a")]) == 1
+    assert "trained with fov_channel: pass --fov DIR" in capsys.readouterr().err
+    assert (
+        main(
+            ["synth", "generate", str(dual_ckpt), "--n", "2", "--out", str(tmp_path / "b"), "--fov", str(fov)]
+        )
+        == 1
+    )
+    assert "trained without fov_channel" in capsys.readouterr().err
 
 
 def test_context_mode_paints_labels_into_real_images(tiny_cfg_path, tmp_path):
