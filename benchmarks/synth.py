@@ -10,8 +10,9 @@ synthetic pairs at the CPU size (--size; DRIVE random crops, CT slices resized):
 * ``dual_gan``: noise -> label map -> image (the dual GAN trained on the few cases, data-efficient: DiffAugment
   on both critics, EMA generators, the checkpoint whose sampled maps' statistics are nearest the real maps'),
   the route whose label maps come from noise;
-* ``deform_gan``: the real maps randomly deformed (rotation, zoom, elastic), painted by that dual GAN's stage 2;
-* ``synthseg``: the same deformed maps painted by SynthSeg's random per-label intensities (no GAN).
+* ``deform_gan``: the real maps recombined structure by structure (each class possibly from another map, moved
+  and scaled on its own) and randomly deformed (rotation, zoom, elastic), painted by that dual GAN's stage 2;
+* ``synthseg``: the same kind of maps painted by SynthSeg's random per-label intensities (no GAN).
 
 Rows per route and seed: ``synthetic`` (synthetic only), ``real_synthetic`` (half of each epoch real, half
 synthetic), ``pretrain_finetune`` (the synthetic row's best checkpoint fine-tuned on the real cases,
@@ -193,14 +194,14 @@ def make_route(args, task: str, route: str, gan: Path, maps: Path, base: Config)
         if not (out / "manifest.json").is_file():
             generate_synthseg(
                 maps, args.n, out, base.data.num_classes, seed=0, deform=True,
-                in_channels=base.data.in_channels, overwrite=True,
+                in_channels=base.data.in_channels, overwrite=True, recombine=True,
             )  # fmt: skip
     elif not _fresh(out, gan):
         labels = None if route == "dual_gan" else maps
         fov = real_fovs(args, base, args.runs_dir / "data" / f"{task}_fov") if task == "drive" else None
         generate_dataset(
             gan, args.n, out, seed=0, labels=labels, deform=labels is not None, overwrite=True, device="cpu",
-            fov=fov,
+            fov=fov, recombine=labels is not None,
         )  # fmt: skip
     return out
 

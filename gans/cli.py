@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--deform", action="store_true",
         help="new layouts by deforming each --labels map (random rotation, zoom, elastic), --synthseg or a checkpoint",
     )  # fmt: skip
+    g.add_argument(
+        "--recombine", action="store_true",
+        help="new layouts structure by structure: each class of a --labels map possibly from another map, moved "
+        "and scaled on its own (before --deform)",
+    )  # fmt: skip
     g.add_argument("--n", type=int, required=True, help="number of samples to write")
     g.add_argument("--out", required=True, help="new dataset folder")
     g.add_argument("--seed", type=int, default=0, help="noise seed of the sampled label maps (default 0)")
@@ -67,7 +72,8 @@ def _synth(args) -> int:
                 "--synthseg paints label maps without a GAN: pass --labels DIR and --num-classes K, and no checkpoint"
             )
         out = generate_synthseg(args.labels, args.n, args.out, args.num_classes, args.seed, args.deform,
-                                overwrite=args.overwrite, batch_size=args.batch_size)  # fmt: skip
+                                overwrite=args.overwrite, batch_size=args.batch_size,
+                                recombine=args.recombine)  # fmt: skip
         print(f"wrote synthetic dataset {out} ({args.n} samples: images/, masks/, manifest.json)")
         return 0
     if args.synth_command == "generate":
@@ -86,6 +92,7 @@ def _synth(args) -> int:
             batch_size=args.batch_size,
             deform=args.deform,
             fov=args.fov,
+            recombine=args.recombine,
         )
         print(f"wrote synthetic dataset {out} ({args.n} samples: images/, masks/, manifest.json)")
         return 0

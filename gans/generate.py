@@ -36,7 +36,7 @@ from gans.cgan import check_label_values
 from weakseg.data.readers import list_image_files, read_image_file, read_mask_file
 from weakseg.fileio import atomic_dataset_dir, check_dataset_output
 
-__all__ = ["deform_label_maps", "generate_dataset", "generate_synthseg"]
+__all__ = ["deform_label_maps", "generate_dataset", "generate_synthseg", "recombine_label_maps"]
 
 
 def _labels_from(folder: Path, num_classes: int) -> list[tuple[str, np.ndarray]]:
@@ -102,6 +102,7 @@ def generate_dataset(
     progress: bool = True,
     deform: bool = False,
     fov: str | Path | None = None,
+    recombine: bool = False,
 ) -> Path:
     """Generate ``n`` (image, label map) pairs into ``output_dir``; returns it. ``deform``: each ``labels`` map
     is first warped by a random rotation, zoom and elastic deformation (``deform_label_maps``), so that the
@@ -127,10 +128,10 @@ def generate_dataset(
             f'{checkpoint} is a "{cfg.method.name}" model: it turns label maps into images, so pass --labels DIR '
             "(mask PNGs); a dual_gan checkpoint can also sample label maps itself"
         )
-    if deform and (labels is None or needs_context):
+    if (deform or recombine) and (labels is None or needs_context):
         raise ValueError(
-            "--deform warps the --labels maps: pass --labels DIR (and no label_and_context checkpoint, whose "
-            "context images would no longer match the warped maps)"
+            "--deform / --recombine warp the --labels maps: pass --labels DIR (and no label_and_context "
+            "checkpoint, whose context images would no longer match the warped maps)"
         )
     if needs_context and (labels is None or context is None):
         raise ValueError(
@@ -171,6 +172,8 @@ def generate_dataset(
                 else:
                     picks = [given[i % len(given)] for i in idx]
                     label = _resized(torch.from_numpy(np.stack([p[1] for p in picks])), cfg.data.resize)
+                    if recombine:
+                        label = recombine_label_maps(label, generator)
                     if deform:
                         label = deform_label_maps(label, generator)
                     label = label.to(dev)
@@ -191,6 +194,7 @@ def generate_dataset(
                 "n": n,
                 "labels": "sampled by the dual GAN" if given is None else str(labels),
                 "deform": deform,
+                "recombine": recombine,
                 "fov": None if fov is None else str(fov),
                 "context": None if context is None else str(context),
                 "num_classes": k,
@@ -229,6 +233,7 @@ def generate_synthseg(
     seed: int = 0,
     deform: bool = False,
     in_channels: int = 1,
+    recombine: bool = False,
     overwrite: bool = False,
     batch_size: int = 8,
     progress: bool = True,
@@ -262,6 +267,8 @@ def generate_synthseg(
             ):
                 idx = list(range(start, min(start + batch_size, n)))
                 label = torch.from_numpy(np.stack([given[i % len(given)][1] for i in idx]))
+                if recombine:
+                    label = recombine_label_maps(label, generator)
                 if deform:
                     label = deform_label_maps(label, generator)
                 image = labels_to_image(label, generator, num_classes, in_channels)
@@ -270,6 +277,7 @@ def generate_synthseg(
                 "generator": "synthseg (weakseg.augment.synthseg.labels_to_image)",
                 "labels": str(labels),
                 "deform": deform,
+                "recombine": recombine,
                 "seed": seed,
                 "n": n,
                 "num_classes": num_classes,
@@ -281,6 +289,48 @@ def generate_synthseg(
     except OSError as e:
         raise _write_failed(output_dir, e) from e
     return output_dir
+
+
+def recombine_label_maps(
+    label: torch.Tensor,
+    generator: torch.Generator,
+    shift: float = 0.08,
+    scale: tuple[float, float] = (0.9, 1.1),
+    swap_p: float = 0.5,
+) -> torch.Tensor:
+    """New label maps (B, H, W) from real ones, structure by structure: each foreground class of a map is taken
+    from another map of the batch with probability ``swap_p`` (recombination), then moved by up to ``shift`` of
+    the side and scaled by a factor in ``scale`` about its own centre, nearest-neighbour; classes are pasted in
+    order (a later one covers an earlier one where they meet). Hand-written: per-structure warps of label maps
+    are no library's transform."""
+    b, h, w = label.shape
+    out = torch.zeros_like(label)
+    num = int(label.max()) + 1 if label.numel() else 1
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=generator))
+
+    for i in range(b):
+        for c in range(1, num):
+            src = i
+            if b > 1 and float(torch.rand((), generator=generator)) < swap_p:
+                src = int(torch.randint(b - 1, (), generator=generator))
+                src += src >= i  # another map of the batch
+            mask = (label[src] == c).float()
+            if not mask.any():
+                continue
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            cy, cx = ys.float().mean() / (h - 1) * 2 - 1, xs.float().mean() / (w - 1) * 2 - 1  # [-1, 1]
+            s = uniform(*scale)
+            dy, dx = uniform(-shift, shift) * 2, uniform(-shift, shift) * 2
+            # output pixel p samples the input at centre + (p - centre - d) / s
+            theta = torch.tensor(
+                [[1 / s, 0.0, cx - (cx + dx) / s], [0.0, 1 / s, cy - (cy + dy) / s]], dtype=torch.float32
+            )
+            grid = F.affine_grid(theta[None], [1, 1, h, w], align_corners=True)
+            moved = F.grid_sample(mask[None, None], grid, mode="nearest", align_corners=True)[0, 0] > 0.5
+            out[i][moved] = c
+    return out
 
 
 def deform_label_maps(label: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -237,10 +237,12 @@ def test_deform_gives_a_checkpoint_new_layouts_of_the_given_maps(dual_ckpt, tmp_
     assert np.array_equal(plain, np.asarray(Image.open(maps / "m_0.png")))  # given maps as they are
     assert not np.array_equal(warped, plain) and set(np.unique(warped)) <= {0, 1}
     assert json.loads((tmp_path / "warped" / "manifest.json").read_text())["deform"] is True
+    assert main([*base, "--out", str(tmp_path / "mixed"), "--recombine", "--seed", "1"]) == 0
+    assert json.loads((tmp_path / "mixed" / "manifest.json").read_text())["recombine"] is True
     assert (
         main(["synth", "generate", str(dual_ckpt), "--n", "2", "--out", str(tmp_path / "x"), "--deform"]) == 1
     )
-    assert "--deform warps the --labels maps" in capsys.readouterr().err
+    assert "--deform / --recombine warp the --labels maps" in capsys.readouterr().err
 
 
 def test_fov_of_a_fundus_like_image_closes_dark_vessels(tiny_cfg_path):
@@ -411,3 +413,31 @@ def test_synthseg_route_writes_a_dataset_without_a_gan(tmp_path, capsys):
         == 1
     )
     assert "--num-classes" in capsys.readouterr().err
+
+
+def _two_maps() -> torch.Tensor:
+    maps = torch.zeros(2, 32, 32, dtype=torch.long)
+    maps[0, 4:10, 4:10], maps[0, 20:26, 20:26] = 1, 2
+    maps[1, 4:10, 20:26], maps[1, 20:26, 4:10] = 1, 2
+    return maps
+
+
+def test_recombine_moves_scales_and_swaps_structures_one_by_one():
+    from gans.generate import recombine_label_maps
+
+    maps = _two_maps()
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    same = recombine_label_maps(maps, g(), shift=0.0, scale=(1.0, 1.0), swap_p=0.0)
+    assert torch.equal(same, maps)  # no move, no swap: the maps themselves
+    moved = recombine_label_maps(maps, g(), shift=0.1, scale=(1.0, 1.0), swap_p=0.0)
+    for i in range(2):
+        for c in (1, 2):
+            assert int((moved[i] == c).sum()) == 36  # a shift keeps each structure whole
+            ys, xs = torch.nonzero(moved[i] == c, as_tuple=True)
+            y0, x0 = torch.nonzero(maps[i] == c, as_tuple=True)
+            assert abs(float(ys.float().mean() - y0.float().mean())) <= 0.1 * 32 + 0.5
+            assert abs(float(xs.float().mean() - x0.float().mean())) <= 0.1 * 32 + 0.5
+    swapped = recombine_label_maps(maps, g(), shift=0.0, scale=(1.0, 1.0), swap_p=1.0)
+    assert torch.equal(swapped[0], maps[1]) and torch.equal(swapped[1], maps[0])  # every class from the other
+    grown = recombine_label_maps(maps, g(), shift=0.0, scale=(1.5, 1.5), swap_p=0.0)
+    assert int((grown[0] == 1).sum()) == 81  # 6 x 6 -> 9 x 9 about its centre
