@@ -56,6 +56,29 @@ APPEARANCE = [
 ]
 SYNTHSEG = [*WEAK, {"name": "label_to_image", "num_classes": 5}]
 OUT = REPO / "runs" / "bench" / "ct2mr"
+PRETRAINED = REPO / "configs" / "ct_pretrained.yaml"
+
+
+def out_dir(args) -> Path:
+    """The run folders: runs/bench/ct2mr (core U-Net) or runs/bench/ct2mr_encoder_unet."""
+    return OUT if args.network == "unet" else OUT.with_name(f"ct2mr_{args.network}")
+
+
+def results_name(args) -> str:
+    return "ct2mr" if args.network == "unet" else f"ct2mr_{args.network}"
+
+
+def _with_network(args, cfg: Config) -> Config:
+    """``--network encoder_unet``: configs/ct_pretrained.yaml's network (ImageNet EfficientNet-Lite0 U-Net),
+    learning rate and fine-tuning keys (supervised runs), channels_last."""
+    if args.network == "encoder_unet":
+        pre = load_config(PRETRAINED)
+        cfg.model = dataclasses.replace(pre.model, params=dict(pre.model.params))
+        cfg.optim.lr = pre.optim.lr
+        if cfg.method.name == "supervised":
+            cfg.method.params = {**pre.method.params, **cfg.method.params}
+        cfg.train.channels_last = True
+    return cfg
 
 
 def _sizes(args) -> list[str]:
@@ -86,7 +109,7 @@ def supervised_cfg(args, data: DataConfig, name: str) -> Config:
         ],
     )
     cfg.data = data
-    return cfg
+    return _with_network(args, cfg)
 
 
 def augmented_cfg(args, data: DataConfig, name: str, transforms: list[dict], seed: int) -> Config:
@@ -129,6 +152,10 @@ def gan_cfg(args, source: str, segment: bool, name: str) -> Config:
         ],
     )
     cfg.data, cfg.target = domains[source], domains[target]
+    if segment and args.network == "encoder_unet":  # the joint route's segmenter: the pretrained U-Net
+        pre = load_config(PRETRAINED)
+        cfg.model = dataclasses.replace(pre.model, params=dict(pre.model.params))
+        cfg.train.channels_last = True
     return cfg
 
 
@@ -148,7 +175,7 @@ def translated(args, cyclegan_dir: Path, domain: str, direction: str) -> Path:
     """Stage 1 of the two-stage route: the labeled ``domain`` folder translated by the pure CycleGAN."""
     from adapt.translate import translate_dataset
 
-    out = OUT / "data" / f"{direction}"
+    out = out_dir(args) / "data" / f"{direction}"
     ckpt = cyclegan_dir / "last.pt"
     stamp = out / "manifest.json"
     if stamp.is_file() and stamp.stat().st_mtime >= ckpt.stat().st_mtime:
@@ -167,49 +194,54 @@ def run(args) -> dict | None:
         parts = list(PARTS)
     runs = {}
     if "sup_ct" in parts:
-        runs["sup_ct"] = fit_or_reuse(supervised_cfg(args, domains["ct"], "sup_ct"), OUT / "sup_ct")
+        runs["sup_ct"] = fit_or_reuse(supervised_cfg(args, domains["ct"], "sup_ct"), out_dir(args) / "sup_ct")
     if "sup_mr" in parts:
-        runs["sup_mr"] = fit_or_reuse(supervised_cfg(args, domains["mr"], "sup_mr"), OUT / "sup_mr")
+        runs["sup_mr"] = fit_or_reuse(supervised_cfg(args, domains["mr"], "sup_mr"), out_dir(args) / "sup_mr")
     if "cyclegan" in parts:
-        fit_or_reuse(gan_cfg(args, "ct", False, "cyclegan"), OUT / "cyclegan")
+        fit_or_reuse(gan_cfg(args, "ct", False, "cyclegan"), out_dir(args) / "cyclegan")
     for source, target in (("ct", "mr"), ("mr", "ct")):
         name = f"joint_{source}2{target}"
         if name in parts:
-            fit_or_reuse(gan_cfg(args, source, True, name), OUT / name)
+            fit_or_reuse(gan_cfg(args, source, True, name), out_dir(args) / name)
     if "two_stage" in parts:
         for source, target in (("ct", "mr"), ("mr", "ct")):
-            data = translated(args, OUT / "cyclegan", source, f"{source}2{target}")
+            data = translated(args, out_dir(args) / "cyclegan", source, f"{source}2{target}")
             name = f"two_stage_{source}2{target}"
             cfg = supervised_cfg(args, dataclasses.replace(domains[source], root=str(data)), name)
-            fit_or_reuse(cfg, OUT / name)
+            fit_or_reuse(cfg, out_dir(args) / name)
     for source, target in (("ct", "mr"), ("mr", "ct")):
         d = f"{source}2{target}"
         for seed in args.seeds:
             if "appearance" in parts:
                 cfg = augmented_cfg(args, domains[source], f"appearance_{d}_s{seed}", APPEARANCE, seed)
-                fit_or_reuse(cfg, OUT / f"appearance_{d}_s{seed}")
+                fit_or_reuse(cfg, out_dir(args) / f"appearance_{d}_s{seed}")
             if "synthseg" in parts:
                 cfg = augmented_cfg(args, domains[source], f"synthseg_{d}_s{seed}", SYNTHSEG, seed)
-                fit_or_reuse(cfg, OUT / f"synthseg_{d}_s{seed}")
+                fit_or_reuse(cfg, out_dir(args) / f"synthseg_{d}_s{seed}")
             if "self_train" in parts:  # (g): the joint model (c), self-trained on the target
                 cfg = self_train_cfg(
-                    args, source, OUT / f"joint_{d}" / "last.pt", f"self_train_{d}_s{seed}", seed, WEAK
+                    args,
+                    source,
+                    out_dir(args) / f"joint_{d}" / "last.pt",
+                    f"self_train_{d}_s{seed}",
+                    seed,
+                    WEAK,
                 )
-                fit_or_reuse(cfg, OUT / f"self_train_{d}_s{seed}")
+                fit_or_reuse(cfg, out_dir(args) / f"self_train_{d}_s{seed}")
             if "combined" in parts:  # (h): (e)'s segmenter self-trained, appearance randomisation kept
-                init = OUT / f"appearance_{d}_s{seed}" / "best.pt"
+                init = out_dir(args) / f"appearance_{d}_s{seed}" / "best.pt"
                 cfg = self_train_cfg(args, source, init, f"combined_{d}_s{seed}", seed, APPEARANCE)
-                fit_or_reuse(cfg, OUT / f"combined_{d}_s{seed}")
+                fit_or_reuse(cfg, out_dir(args) / f"combined_{d}_s{seed}")
     if args.parts:
         return None
     results = {}
     for source, target in _directions(args):
         d = f"{source}2{target}"
         fixed = {
-            "a_no_adaptation": OUT / f"sup_{source}" / "best.pt",
-            "b_two_stage": OUT / f"two_stage_{d}" / "best.pt",
-            "c_joint": OUT / f"joint_{d}" / "last.pt",
-            "d_supervised_target": OUT / f"sup_{target}" / "best.pt",
+            "a_no_adaptation": out_dir(args) / f"sup_{source}" / "best.pt",
+            "b_two_stage": out_dir(args) / f"two_stage_{d}" / "best.pt",
+            "c_joint": out_dir(args) / f"joint_{d}" / "last.pt",
+            "d_supervised_target": out_dir(args) / f"sup_{target}" / "best.pt",
         }
         results[d] = {k: score(ckpt, domains[target]) for k, ckpt in fixed.items() if k in _rows(args)}
         # the new rows, one run per seed; selected on the source validation patients or the last step
@@ -217,7 +249,8 @@ def run(args) -> dict | None:
                                     ("g_self_train", "self_train", "last.pt"), ("h_combined", "combined", "last.pt")):  # fmt: skip
             if key in _rows(args):
                 per_seed = [
-                    score(OUT / f"{run_name}_{d}_s{seed}" / ckpt, domains[target]) for seed in args.seeds
+                    score(out_dir(args) / f"{run_name}_{d}_s{seed}" / ckpt, domains[target])
+                    for seed in args.seeds
                 ]
                 results[d][key] = _mean_rows(per_seed)
     return results
@@ -325,6 +358,11 @@ def main() -> None:
     ap.add_argument("--round-steps", type=int, default=500, help="self-training: steps per teacher round")
     ap.add_argument("--parts", nargs="+", choices=PARTS, help="train only these runs (no table)")
     ap.add_argument(
+        "--network", choices=("unet", "encoder_unet"), default="unet",
+        help="the segmenter of every route: the core U-Net (configs/ct.yaml) or the ImageNet-encoder U-Net "
+        "(configs/ct_pretrained.yaml); runs in runs/bench/ct2mr_encoder_unet, JSON ct2mr_encoder_unet.json",
+    )  # fmt: skip
+    ap.add_argument(
         "--rows", nargs="+", choices=ROW_NAMES,
         help="train and score only these rows, into benchmarks/results/ct2mr_rows.json (ct2mr.json and the docs are "
         "left alone)",
@@ -338,19 +376,21 @@ def main() -> None:
         return
     cmd = command_line("ct2mr")
     if args.rows or args.directions:  # a part of the table (a rerun of recorded rows): its own JSON only
-        finish("ct2mr_rows", {"command": cmd, "summary": summary(results), "results": results})
+        finish(
+            f"{results_name(args)}_rows", {"command": cmd, "summary": summary(results), "results": results}
+        )
         return
-    finish("ct2mr", {"command": cmd, "summary": summary(results), "results": results})
+    finish(results_name(args), {"command": cmd, "summary": summary(results), "results": results})
     grids = []
     for name in ("cyclegan", "joint_ct2mr", "joint_mr2ct"):
-        pics = sorted((OUT / name).glob("translation_step*.png"))
+        pics = sorted((out_dir(args) / name).glob("translation_step*.png"))
         if pics:
-            dst = REPO / "docs" / "img" / f"ct2mr_{name}.png"
+            dst = REPO / "docs" / "img" / f"{results_name(args)}_{name}.png"
             shrink_png(pics[-1], dst, width=560)
             grids.append(f"![{name}](img/{dst.name})")
     body = (
-        "## Domain adaptation CT <-> MR (abdominal_ct_mr)\n\n"
-        f"Command: `{cmd}` (JSON: `benchmarks/results/ct2mr.json`). CPU size: slices {args.size}x{args.size}, "
+        f"## Domain adaptation CT <-> MR (abdominal_ct_mr){'' if args.network == 'unet' else ', ' + args.network}\n\n"
+        f"Command: `{cmd}` (JSON: `benchmarks/results/{results_name(args)}.json`). CPU size: slices {args.size}x{args.size}, "
         f"ResNet-6 generators with {args.ngf} filters, PatchGAN 64, batch 1, {args.gan_steps} GAN steps "
         f"(constant then linear LR decay); U-Nets of configs/ct.yaml, batch 8, {args.sup_steps} steps. "
         f"Scored on the target's validation patients (MR {', '.join(results['ct2mr']['c_joint']['patients'])}; "
@@ -364,7 +404,7 @@ def main() -> None:
         + "\n\nTranslation grids at the end of training (real -> translated -> reconstructed, with the "
         "segmenter's output on the target modality):\n\n" + "\n".join(grids) + "\n"
     )
-    publish("ct2mr", body)
+    publish(results_name(args), body)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ def test_every_quoted_number_matches_its_json():
     spans = sum(len(quote.SPAN.findall(p.read_text())) for p in quote.documents())
     assert spans >= 10  # README and the guides do quote
     assert quote.requote(check=True) == []
+    for doc in quote.documents():  # a code block would show the comment as it is written
+        fenced = doc.read_text().split("```")[1::2]
+        assert not [b for b in fenced if "<!-- q " in b], f"{doc.name}: a quoted number inside a code block"
 
 
 @pytest.fixture
