@@ -1,5 +1,6 @@
 """Interactive refinement: Dice against the number of simulated clicks on abdominal CT organs (validation
-patients) and DRIVE vessels (images 36-40), refine network vs GrabCut with the same clicks vs no interaction.
+patients) and DRIVE vessels (images 36-40): the refine network, guided feature modulation of the first network,
+refine with the guided result as prior, GrabCut with the same clicks, no interaction.
 
     python benchmarks/interactive.py --data-root ../shared/data
 
@@ -74,7 +75,7 @@ def episodes(
     for i, c in episode_pool(val, args.episodes, rng):
         sample = val[i]
         probs = method.first_probabilities(sample["image"][None])[0, c].numpy()
-        out.append((sample["image"].numpy(), probs, (sample["label"] == c).numpy()))
+        out.append((sample["image"].numpy(), probs, (sample["label"] == c).numpy(), int(c)))
     return out
 
 
@@ -100,7 +101,7 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
 
 def main() -> None:
     from weakseg.api import load_trained
-    from weakseg.interactive.evaluate import click_curves, grabcut_refine, noc, refine_runner
+    from weakseg.interactive.evaluate import click_curves, grabcut_refine, guided_runner, noc, refine_runner
 
     shared = parent_parser(
         data_root=default_data_root(),
@@ -125,6 +126,7 @@ def main() -> None:
     ap.add_argument(
         "--corrupt-prior", type=float, default=0.5, help="share of training priors corrupted (method.params)"
     )
+    ap.add_argument("--guided-steps", type=int, default=20, help="Adam steps of guided modulation per click")
     args = ap.parse_args()
     results, curves = {}, {}
     for task in args.tasks:
@@ -133,10 +135,15 @@ def main() -> None:
         fit_or_reuse(refine_config(args, task, first), OUT / f"{task}_refine")
         cfg, method, dev = load_trained(OUT / f"{task}_refine" / "last.pt", device="cpu")
         eps = episodes(args, cfg, method, np.random.default_rng(0))
+        first_net = method.initial.net  # the first network, frozen: guided modulation changes its features
         methods = {
             "refine": refine_runner(method, dev),
-            "grabcut": lambda im, p, clicks: grabcut_refine(im, p > 0.5, clicks),
-            "none": lambda im, p, clicks: p > 0.5,
+            "guided": guided_runner(first_net, dev, steps=args.guided_steps),
+            "refine+guided": refine_runner(
+                method, dev, guided=guided_runner(first_net, dev, steps=args.guided_steps, probabilities=True)
+            ),
+            "grabcut": lambda im, p, clicks, target: grabcut_refine(im, p > 0.5, clicks),
+            "none": lambda im, p, clicks, target: p > 0.5,
         }
         curves[task] = click_curves(eps, methods, args.clicks)
         results[task] = {
@@ -165,7 +172,8 @@ def main() -> None:
         f"Command: `{cmd}` (JSON: `benchmarks/results/interactive.json`). CPU size {args.size} px; first "
         f"network {args.first_steps} steps, refine network {args.refine_steps} steps ({args.distance} click "
         f"maps, up to {args.train_clicks} clicks in training, {args.corrupt_prior:g} of the training first results "
-        f"corrupted); {args.episodes} (image, class) episodes per task "
+        f"corrupted); guided modulation: {args.guided_steps} Adam steps per click on the first network's decoder "
+        f"inputs; {args.episodes} (image, class) episodes per task "
         "from the validation cases; the simulated user clicks the centre of the largest error region. GrabCut gets "
         "the same first result and clicks; both keep discs of radius 3 px around the clicks at the clicks' labels; NoC@d = clicks to reach Dice d (N + 1 when never).\n\n"
         + "\n".join(lines)

@@ -102,7 +102,7 @@ def measure(args, session, val) -> dict[str, list[float]]:
     url = f"http://127.0.0.1:{server.server_port}/api/segment"
     seen: set[int] = set()  # slices whose first-network result the server has cached
     times: dict[str, list[float]] = {
-        k: [] for k in ("refine", "refine_first", "box", "box_fine_tune", "grabcut")
+        k: [] for k in ("refine", "refine_first", "guided", "box", "box_fine_tune", "grabcut")
     }
     try:
         for i, target in episode_pool(val, args.episodes, np.random.default_rng(0)):
@@ -129,6 +129,8 @@ def measure(args, session, val) -> dict[str, list[float]]:
                     times["refine_first"].append(ms)
                 seen.add(slot)
                 state = _mask(out)
+                if clicks and "guided" in session.modes():  # the same click by guided feature modulation
+                    times["guided"].append(_post(url, {**body, "mode": "guided"})[0])
                 if clicks:
                     prior = session._first_probs(slot)[target].numpy() > 0.5
                     t0 = time.perf_counter()
@@ -189,6 +191,7 @@ def main() -> None:
     labels = {
         "refine_first": "first result of a slice (first network + refine network, no click)",
         "refine": "a click (geodesic maps of all clicks + refine network)",
+        "guided": "a click by guided feature modulation (20 Adam steps on the first network's decoder inputs)",
         "box": "box (crop, box network)",
         "box_fine_tune": f"box + up to {args.box_clicks} clicks (image-specific fine-tuning)",
         "grabcut": "peer: OpenCV GrabCut, same image, first result and clicks (in process, no HTTP)",

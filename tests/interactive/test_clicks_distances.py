@@ -65,8 +65,10 @@ def test_click_curves_noc_and_grabcut():
     image[0, 6:18, 6:18] = 1.0  # a bright square on black
     truth = image[0] > 0.5
     prob = np.zeros((24, 24), np.float32)  # the first result missed everything
-    perfect = lambda im, p, clicks: truth  # noqa: E731
-    curves = click_curves([(image, prob, truth)], {"perfect": perfect, "none": lambda im, p, c: p > 0.5}, 3)
+    perfect = lambda im, p, clicks, target: truth  # noqa: E731
+    curves = click_curves(
+        [(image, prob, truth)], {"perfect": perfect, "none": lambda im, p, c, t: p > 0.5}, 3
+    )
     assert curves["perfect"].tolist() == [[0.0, 1.0, 1.0, 1.0]] and curves["none"].tolist() == [[0.0] * 4]
     assert noc(curves["perfect"], 0.9) == 1 and noc(curves["none"], 0.9) == 4
     cut = grabcut_refine(image, np.zeros((24, 24), bool), [Click(12, 12, True), Click(1, 1, False)])

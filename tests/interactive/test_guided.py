@@ -55,3 +55,23 @@ def test_unsuitable_networks_and_levels():
     net, _ = _net("unet")
     with pytest.raises(ValueError, match='levels must be "all" or "bottleneck"'):
         GuidedModulation(net, levels="middle")
+
+
+def test_guided_runner_segments_the_target_class_and_keeps_the_clicks():
+    import numpy as np
+
+    from weakseg.interactive.evaluate import click_curves, guided_runner
+
+    net, x = _net("unet")
+    run = guided_runner(net, torch.device("cpu"), steps=10)
+    image, prior = x[0].numpy(), np.zeros((32, 32), np.float32)
+    mask = run(image, prior, CLICKS, 2)
+    assert mask.shape == (32, 32) and mask.dtype == bool
+    assert mask[10, 10] and mask[12, 20] and not mask[20, 8]  # click discs keep their labels
+    probs = guided_runner(net, torch.device("cpu"), steps=10, probabilities=True)(image, prior, CLICKS, 2)
+    assert probs.dtype == np.float32 and 0 <= probs.min() and probs.max() <= 1
+    seen = []
+    truth = np.zeros((32, 32), bool)
+    truth[8:14, 8:14] = True
+    click_curves([(image, prior, truth, 3)], {"spy": lambda im, p, c, t: seen.append(t) or truth}, 2)
+    assert seen == [3]  # the episode's class reaches the method (one click: then the mask is right)

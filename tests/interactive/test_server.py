@@ -138,6 +138,25 @@ def test_browser_clicks_change_the_mask_and_save_loads(served):
     assert np.asarray(ds[0]["label"]).dtype.kind == "i" and saved in {Path(r.label).name for r in ds.records}
 
 
+def test_guided_modes_answer_and_unknown_modes_are_refused(served):
+    import base64
+    import io
+
+    from PIL import Image
+
+    url, _ = served
+    code, listing = _request(f"{url}/api/slices")
+    assert listing["modes"] == ["refine", "guided", "refine+guided"]  # no box checkpoint: no box mode
+    clicks = [{"y": 10, "x": 12, "fg": True}, {"y": 25, "x": 25, "fg": False}]
+    for mode in ("guided", "refine+guided"):
+        code, out = _request(f"{url}/api/segment", {"index": 0, "target": 1, "clicks": clicks, "mode": mode})
+        assert code == 200, out
+        mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["mask"])))) > 0
+        assert mask[10, 12] and not mask[25, 25]  # the clicks' discs hold their labels
+    code, out = _request(f"{url}/api/segment", {"index": 0, "target": 1, "clicks": clicks, "mode": "box"})
+    assert code == 400 and "mode must be one of" in out["error"]
+
+
 def test_empty_body_is_400(served):
     url, _ = served
     code, payload = _request(f"{url}/api/segment", b"")

@@ -9,6 +9,9 @@ error region of the current result (``next_click``) and the method re-segments w
 * ``grabcut``: OpenCV's GrabCut (a classical interactive method) started from the same first result
   (probable foreground / background) with the same clicks as definite foreground / background discs
   (radius ``click_radius``), 3 iterations;
+* ``guided``: guided feature modulation of the first network (``GuidedModulation``, Rupprecht et al.): its
+  features between encoder and decoder rescaled per channel to fit the clicks, weights frozen;
+* ``refine+guided``: the refine network with the guided result as its prior;
 * ``none``: no interaction (the first result after every click).
 
 NoC@d: the number of clicks after which Dice first reaches d (``n_clicks + 1`` when it never does, as usual).
@@ -23,7 +26,9 @@ import torch
 
 from weakseg.interactive.clicks import Click, click_discs, enforce_clicks, next_click
 
-__all__ = ["click_curves", "episode_pool", "grabcut_refine", "noc", "refine_runner"]
+__all__ = ["click_curves", "episode_pool", "grabcut_refine", "guided_runner", "noc", "refine_runner"]
+
+Runner = Callable[[np.ndarray, np.ndarray, list[Click], int], np.ndarray]
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -63,14 +68,16 @@ def grabcut_refine(
 
 
 def click_curves(
-    episodes: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    methods: dict[str, Callable[[np.ndarray, np.ndarray, list[Click]], np.ndarray]],
+    episodes: Iterable[tuple],
+    methods: dict[str, Runner],
     n_clicks: int,
 ) -> dict[str, np.ndarray]:
     """Dice after 0..n_clicks clicks, (episodes, n_clicks + 1) per method; an episode is (image (C, H, W),
-    first-result probability (H, W), truth (H, W) bool); a method maps (image, prior, clicks) to a mask."""
+    first-result probability (H, W), truth (H, W) bool[, target class, default 1]); a method maps (image,
+    prior, clicks, target) to a mask."""
     curves: dict[str, list[list[float]]] = {name: [] for name in methods}
-    for image, prob, truth in episodes:
+    for image, prob, truth, *rest in episodes:
+        target = rest[0] if rest else 1
         prior = prob > 0.5
         for name, run in methods.items():
             state, clicks, dice = prior, [], [_dice(prior, truth)]
@@ -78,7 +85,7 @@ def click_curves(
                 click = next_click(state, truth)
                 if click is not None:
                     clicks.append(click)
-                    state = run(image, prob, clicks)
+                    state = run(image, prob, clicks, target)
                 dice.append(_dice(state, truth))
             curves[name].append(dice)
     return {name: np.asarray(v) for name, v in curves.items()}
@@ -93,15 +100,42 @@ def noc(curve: np.ndarray, threshold: float) -> float:
 
 
 def refine_runner(
-    method, device: torch.device, click_radius: int = 3
-) -> Callable[[np.ndarray, np.ndarray, list[Click]], np.ndarray]:
-    """(image, prior probability, clicks) -> mask with a ``refine`` method (click discs enforced)."""
+    method, device: torch.device, click_radius: int = 3, guided: Runner | None = None
+) -> Runner:
+    """(image, prior probability, clicks, target) -> mask with a ``refine`` method (click discs enforced);
+    with ``guided`` (a ``guided_runner`` with ``probabilities=True``) its result is the refine network's prior."""
 
     @torch.no_grad()
-    def run(image: np.ndarray, prob: np.ndarray, clicks: list[Click]) -> np.ndarray:
+    def run(image: np.ndarray, prob: np.ndarray, clicks: list[Click], target: int = 1) -> np.ndarray:
+        if guided is not None:
+            prob = guided(image, prob, clicks, target)
         x = torch.from_numpy(image)[None].to(device)
         p = torch.from_numpy(prob.astype(np.float32))[None].to(device)
         mask = (method.refine_logits(x, p, [clicks]).argmax(1)[0] == 1).cpu().numpy()
         return enforce_clicks(mask, clicks, click_radius)
+
+    return run
+
+
+def guided_runner(
+    net: torch.nn.Module,
+    device: torch.device,
+    steps: int = 20,
+    click_radius: int = 3,
+    probabilities: bool = False,
+    **guide,
+) -> Runner:
+    """(image, prior, clicks, target) -> mask by guided feature modulation of the segmenter ``net`` (fitted
+    afresh to all clicks so far, ``steps`` Adam steps; ``guide``: ``GuidedModulation``'s options), click discs
+    enforced; ``probabilities``: the guided probability of ``target`` instead (a prior for refine)."""
+    from weakseg.interactive.guided import GuidedModulation
+
+    modulation = GuidedModulation(net.eval(), radius=click_radius, **guide)
+
+    def run(image: np.ndarray, prob: np.ndarray, clicks: list[Click], target: int = 1) -> np.ndarray:
+        modulation.reset()
+        x = torch.from_numpy(image)[None].to(device)
+        p = modulation.fit(x, clicks, target, steps).softmax(1)[0, target].detach().cpu().numpy()
+        return p if probabilities else enforce_clicks(p > 0.5, clicks, click_radius)
 
     return run

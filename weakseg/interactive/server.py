@@ -8,7 +8,10 @@ Server side (standard library ``http.server``, bound to 127.0.0.1 unless ``--hos
 
 * ``CKPT`` is a ``refine`` checkpoint (its first network gives the initial result; clicks go to the
   refinement network); ``--box CKPT`` adds a ``box`` checkpoint for box mode (then clicks inside a box
-  fine-tune it to the image, BIFSeg).
+  fine-tune it to the image, BIFSeg). Modes (``mode`` of a request; ``/api/slices`` lists those available):
+  ``refine``, ``guided`` (guided feature modulation of the first network, Rupprecht et al.: its features
+  rescaled per channel to fit the clicks, weights frozen), ``refine+guided`` (refine with the guided result as
+  prior) and ``box``.
 * The browser names images by their index in the server's own list; nothing it sends is ever used as a path.
   Request bodies are bounded (``MAX_BODY`` bytes), and clicks, boxes and classes are validated. Requests must
   carry this server's Host (no DNS rebinding) and POSTs a JSON content type (no cross-site form posts).
@@ -44,6 +47,7 @@ __all__ = ["MAX_BODY", "BoundedServer", "SegmentationSession", "make_server"]
 
 MAX_BODY = 64 * 1024  # bytes of one JSON request
 MAX_CLICKS = 200
+GUIDED_STEPS = 20  # Adam steps of guided modulation per request
 MASK_DIR = "interactive_masks"
 
 
@@ -73,6 +77,13 @@ class SegmentationSession:
             box_cfg, self.box, _ = load_trained(box_checkpoint, device="cpu")
             if box_cfg.method.name != "box":
                 raise ValueError(f"--box {box_checkpoint} holds method {box_cfg.method.name!r}, not box")
+        self.guide = None  # GuidedModulation of the first network, when it has the features to modulate
+        try:
+            from weakseg.interactive.guided import GuidedModulation
+
+            self.guide = GuidedModulation(self.method.initial.net.eval())
+        except (ValueError, AttributeError):
+            pass
         self.root = Path(data)
         records = read_folder_records(self.root / self.cfg.data.image_dir, None, self.cfg.data.case_regex)
         self.dataset = SegDataset(records, self.cfg.data, labeled=False)
@@ -87,6 +98,11 @@ class SegmentationSession:
             {"index": i, "name": n, "saved": (out / f"{n}.png").is_file()} for i, n in enumerate(self.names)
         ]
 
+    def modes(self) -> list[str]:
+        """The interaction modes this session offers."""
+        guided = ["guided", "refine+guided"] if self.guide is not None else []
+        return ["refine", *guided, *(["box"] if self.box is not None else [])]
+
     def classes(self) -> list[str]:
         return list(self.cfg.data.class_names)
 
@@ -96,11 +112,24 @@ class SegmentationSession:
         return _png((np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8))
 
     def segment(
-        self, index: int, target: int, clicks: list[Click], box: tuple[int, int, int, int] | None
+        self,
+        index: int,
+        target: int,
+        clicks: list[Click],
+        box: tuple[int, int, int, int] | None,
+        mode: str = "refine",
     ) -> np.ndarray:
-        """The binary mask (H, W) of class ``target`` after the user's clicks (and box)."""
+        """The binary mask (H, W) of class ``target`` after the user's clicks (and box) in ``mode``."""
         image = self._image(index)
         with self.lock, torch.no_grad():
+            if mode in ("guided", "refine+guided"):
+                with torch.enable_grad():
+                    self.guide.reset()
+                    prob = self.guide.fit(image[None], clicks, target, GUIDED_STEPS).softmax(1)[0, target]
+                if mode == "guided":
+                    return enforce_clicks((prob > 0.5).numpy(), clicks)
+                logits = self.method.refine_logits(image[None], prob[None].detach(), [clicks])
+                return enforce_clicks((logits.argmax(1)[0] == 1).numpy(), clicks)
             if box is not None and self.box is not None:
                 fg = np.zeros(image.shape[1:], bool)
                 bg = np.zeros(image.shape[1:], bool)
@@ -150,8 +179,11 @@ class SegmentationSession:
         return self._first[index]
 
 
-def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Click], tuple | None]:
+def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Click], tuple | None, str]:
     index, target = body.get("index"), body.get("target", 1)
+    mode = body.get("mode", "refine")
+    if mode not in session.modes():
+        raise ValueError(f"mode must be one of {session.modes()}, got {mode!r}")
     image = session._image(index)
     h, w = image.shape[1:]
     if not isinstance(target, int) or isinstance(target, bool) or not 0 < target < len(session.classes()):
@@ -175,7 +207,7 @@ def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Cli
         if not ok or not (0 <= box[0] < box[2] <= h and 0 <= box[1] < box[3] <= w):
             raise ValueError(f"box must be [y0, x0, y1, x1] inside the {h}x{w} image, got {box!r}")
         box = tuple(box)
-    return index, target, clicks, box
+    return index, target, clicks, box, mode
 
 
 class BoundedServer(ThreadingHTTPServer):
@@ -275,6 +307,7 @@ def make_server(
                             "slices": session.slices(),
                             "classes": session.classes(),
                             "box": session.box is not None,
+                            "modes": session.modes(),
                         },
                     )
                 if self.path.startswith("/api/image/"):
@@ -303,9 +336,9 @@ def make_server(
                 body = json.loads(self.rfile.read(length))
                 if not isinstance(body, dict):
                     raise ValueError("the body must be a JSON object")
-                index, target, clicks, box = _parse(body, session)
+                index, target, clicks, box, mode = _parse(body, session)
                 t0 = time.perf_counter()
-                mask = session.segment(index, target, clicks, box)
+                mask = session.segment(index, target, clicks, box, mode)
                 ms = (time.perf_counter() - t0) * 1000
                 if self.path == "/api/segment":
                     png = base64.b64encode(_png(mask.astype(np.uint8) * 255)).decode()
