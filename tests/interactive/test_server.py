@@ -21,10 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def refine_ckpt(tmp_path_factory):
     from tests.conftest import REPO
-    from tests.test_cli import _phantom_folder
-    from weakseg.interactive.server import SegmentationSession, make_server
 
     root = tmp_path_factory.mktemp("serve")
     tiny = str(REPO / "configs" / "tiny.yaml")
@@ -37,11 +35,46 @@ def served(tmp_path_factory):
         f"train.run_dir={root / 'refine'}",
     ]
     assert main(["train", tiny, *[a for s in sets for a in ("--set", s)], "--set", "train.max_steps=1"]) == 0
-    data = _phantom_folder(root / "data", n=1, size=32)
+    return root / "refine" / "last.pt"
+
+
+def _serve(ckpt, data):
+    from weakseg.interactive.server import SegmentationSession, make_server
+
+    server = make_server(SegmentationSession(ckpt, data), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def served(refine_ckpt, tmp_path_factory):
+    from tests.test_cli import _phantom_folder
+
+    data = _phantom_folder(tmp_path_factory.mktemp("data") / "data", n=1, size=32)
     shutil.rmtree(data / "masks")  # images only, as a user's folder to annotate
-    server = make_server(SegmentationSession(root / "refine" / "last.pt", data), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = _serve(refine_ckpt, data)
+    yield f"http://127.0.0.1:{server.server_port}", data
+    server.shutdown()
+    server.server_close()
+
+
+LPS = np.diag([-0.8, -0.8, 2.5, 1.0])  # a CT volume as DICOM converters write it: LPS, anisotropic
+
+
+@pytest.fixture(scope="module")
+def served_volume(refine_ckpt, tmp_path_factory):
+    import nibabel as nib
+
+    from weakseg.data.phantoms import phantom_case
+
+    data = tmp_path_factory.mktemp("volume") / "data"
+    (data / "images").mkdir(parents=True)
+    image, _ = phantom_case(0, "ct", n_slices=6, size=32)  # (Z, H, W) HU
+    nib.save(
+        nib.Nifti1Image(image.transpose(1, 2, 0).astype(np.int16), LPS),
+        str(data / "images" / "ct_p00.nii.gz"),
+    )
+    server = _serve(refine_ckpt, data)
     yield f"http://127.0.0.1:{server.server_port}", data
     server.shutdown()
     server.server_close()
@@ -191,3 +224,76 @@ def test_stalled_clients_time_out_threads_are_bounded_and_drops_are_quiet(capfd)
         server.shutdown()
         server.server_close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_volume_api_slices_windows_and_saves_a_nifti_slice_with_the_affine(served_volume):
+    import nibabel as nib
+
+    url, data = served_volume
+    code, listing = _request(f"{url}/api/slices")
+    assert code == 200 and listing["slices"][0]["kind"] == "volume" and listing["slices"][0]["depth"] == 6
+    assert listing["windows"] == ["auto", "abdomen", "bone", "lung"]
+    soft, bone = (
+        _request(f"{url}/api/image/0?z=2&window=abdomen")[1],
+        _request(f"{url}/api/image/0?z=2&window=bone")[1],
+    )
+    assert soft[:4] == b"\x89PNG" and soft != bone  # the window changes the picture
+    assert _request(f"{url}/api/labels/0?z=2")[1][:4] == b"\x89PNG"
+    for bad in ("/api/image/0?z=6", "/api/image/0?z=-1", "/api/image/0?window=brain", "/api/labels/0?z=x"):
+        assert _request(url + bad)[0] == 400, bad
+    click = {"index": 0, "z": 2, "target": 1, "clicks": [{"y": 5, "x": 7, "fg": True}]}
+    assert _request(f"{url}/api/segment", {**click, "z": 6})[0] == 400
+    code, out = _request(f"{url}/api/save", click)
+    assert code == 200 and out["saved"] == "ct_p00.nii.gz"
+    saved = nib.load(str(data / "interactive_masks" / "ct_p00.nii.gz"))
+    source = nib.load(str(data / "images" / "ct_p00.nii.gz"))
+    assert saved.shape == source.shape and np.allclose(saved.affine, source.affine)
+    label = np.asarray(saved.dataobj)
+    assert set(np.unique(label)) <= {0, 1} and label[..., 2].any() and not np.delete(label, 2, axis=2).any()
+    # the view is radiological (anterior up, patient right on the left): the clicked view pixel (5, 7) of an
+    # LPS volume is stored voxel (x=7, y=5): RAS flips both in-plane axes, the view flips and transposes back
+    assert label[7, 5, 2] == 1
+    code, out = _request(f"{url}/api/save", click)
+    assert code == 409 and "slice 2 of ct_p00.nii.gz already has class liver" in out["error"]
+    assert _request(f"{url}/api/save", {**click, "overwrite": True})[0] == 200
+
+
+def test_browser_on_a_volume_scrolls_windows_clicks_and_saves(served_volume):
+    import nibabel as nib
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (Debian package chromium); .ci/run installs it")
+    url, data = served_volume
+    saved = data / "interactive_masks" / "ct_p00.nii.gz"
+    saved.unlink(missing_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        canvas = page.locator("#canvas")
+        for _ in range(3):  # slice 0 -> 3 with the keyboard
+            version = int(canvas.get_attribute("data-version"))
+            page.keyboard.press("ArrowUp")
+            page.wait_for_function(f"Number(document.getElementById('canvas').dataset.version) > {version}")
+        assert canvas.get_attribute("data-z") == "3"
+        version = int(canvas.get_attribute("data-version"))
+        page.select_option("#window", "bone")
+        page.wait_for_function(f"Number(document.getElementById('canvas').dataset.version) > {version}")
+        page.keyboard.press("+")
+        assert float(canvas.get_attribute("data-zoom")) > 1
+        page.keyboard.press("0")
+        box = canvas.bounding_box()
+        version = int(canvas.get_attribute("data-version"))
+        page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+        page.wait_for_function(f"Number(document.getElementById('canvas').dataset.version) > {version}")
+        page.click("#save")
+        page.wait_for_function("document.getElementById('save').dataset.saved !== undefined")
+        browser.close()
+    label = np.asarray(nib.load(str(saved)).dataobj)
+    assert nib.load(str(saved)).shape == (32, 32, 6) and np.allclose(nib.load(str(saved)).affine, LPS)
+    assert label[..., 3].any() and not np.delete(label, 3, axis=2).any()  # the clicked slice, only
+    assert label[15:17, 15:17, 3].all()  # the click at the centre of the view: its disc is the class

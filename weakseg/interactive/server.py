@@ -34,6 +34,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from weakseg.data.readers import read_folder_records
 from weakseg.fileio import atomic_write_bytes
 from weakseg.interactive.clicks import Click, enforce_clicks
 
-__all__ = ["MAX_BODY", "BoundedServer", "SegmentationSession", "make_server"]
+__all__ = ["MAX_BODY", "WINDOWS", "BoundedServer", "SegmentationSession", "make_server"]
 
 MAX_BODY = 64 * 1024  # bytes of one JSON request
 MAX_CLICKS = 200
@@ -57,14 +58,32 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+VOLUME_SUFFIXES = (".nii", ".nii.gz")
+# window / level presets of the page (HU: centre, width); "auto": the 0.5-99.5 percentiles of the image or
+# volume (MR, PNG images)
+WINDOWS: dict[str, tuple[float, float] | None] = {
+    "auto": None,
+    "abdomen": (40.0, 400.0),
+    "bone": (400.0, 1800.0),
+    "lung": (-600.0, 1500.0),
+}
+
+
 class SegmentationSession:
-    """The models and the data folder behind the page; every method is safe to call from handler threads."""
+    """The models and the data folder behind the page; every method is safe to call from handler threads.
+
+    Items are the 2D images of ``DIR/images`` and its NIfTI volumes; a volume is cut into slices along the
+    model's ``data.slice_axis`` (2 when null) as in training. Coordinates: the model works on the arrays as the
+    readers give them (NIfTI in RAS); the page sees each slice in its view, for axial slices the radiological one
+    (anterior up, the patient's right on the left): ``view`` / ``from_view`` convert, clicks and boxes arrive
+    in view coordinates."""
 
     def __init__(
         self, checkpoint: str | Path, data: str | Path, box_checkpoint: str | Path | None = None
     ) -> None:
         from weakseg.api import load_trained
         from weakseg.data.dataset import SegDataset
+        from weakseg.data.readers import list_image_files
 
         self.cfg, self.method, self.device = load_trained(checkpoint, device="cpu")
         if self.cfg.method.name != "refine" or getattr(self.method, "initial", None) is None:
@@ -85,18 +104,42 @@ class SegmentationSession:
         except (ValueError, AttributeError):
             pass
         self.root = Path(data)
-        records = read_folder_records(self.root / self.cfg.data.image_dir, None, self.cfg.data.case_regex)
+        folder = self.root / self.cfg.data.image_dir
+        if not folder.is_dir():
+            raise ValueError(
+                f"{folder} does not exist: weakseg serve --data DIR reads DIR/{self.cfg.data.image_dir}"
+            )
+        images = list_image_files(folder)
+        volumes = sorted(
+            p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES)
+        )
+        if not images and not volumes:
+            raise ValueError(f"{folder} holds no images (png/jpg/tif) and no NIfTI volumes (.nii/.nii.gz)")
+        records = read_folder_records(folder, None, self.cfg.data.case_regex) if images else []
         self.dataset = SegDataset(records, self.cfg.data, labeled=False)
-        self.names = [r.name for r in records]
-        self.lock = threading.Lock()
-        self._first: dict[int, torch.Tensor] = {}
+        self.axis = 2 if self.cfg.data.slice_axis is None else int(self.cfg.data.slice_axis)
+        self.items: list[dict] = [{"name": r.name, "kind": "image", "row": i} for i, r in enumerate(records)]
+        for path in volumes:
+            from weakseg.data.nifti import nifti_shape
 
-    # ------------------------------------------------------------------ requests
+            name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".gz") else path.stem
+            depth = int(nifti_shape(path)[self.axis])
+            self.items.append({"name": name, "kind": "volume", "path": path, "depth": depth})
+        self.names = [it["name"] for it in self.items]
+        self.lock = threading.Lock()
+        self._first: dict[tuple[int, int], torch.Tensor] = {}
+        self._volumes: dict[int, tuple[torch.Tensor, np.ndarray, dict]] = {}
+
+    # ------------------------------------------------------------------ what the page lists
     def slices(self) -> list[dict]:
         out = self.root / MASK_DIR
-        return [
-            {"index": i, "name": n, "saved": (out / f"{n}.png").is_file()} for i, n in enumerate(self.names)
-        ]
+        listing = []
+        for i, it in enumerate(self.items):
+            volume = it["kind"] == "volume"
+            saved = (out / f"{it['name']}{'.nii.gz' if volume else '.png'}").is_file()
+            listing.append({"index": i, "name": it["name"], "saved": saved, "kind": it["kind"],
+                            "depth": it.get("depth", 1)})  # fmt: skip
+        return listing
 
     def modes(self) -> list[str]:
         """The interaction modes this session offers."""
@@ -106,11 +149,58 @@ class SegmentationSession:
     def classes(self) -> list[str]:
         return list(self.cfg.data.class_names)
 
-    def image_png(self, index: int) -> bytes:
-        image = self._image(index)[0].numpy()
-        lo, hi = np.percentile(image, [0.5, 99.5])
+    # ------------------------------------------------------------------ pictures
+    def image_png(self, index: int, z: int = 0, window: str = "auto") -> bytes:
+        """The slice as the page shows it: windowed (``WINDOWS``; raw HU of a volume), in its view."""
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+        if self.items[self._index(index)]["kind"] == "volume":
+            _, raw, _ = self._volume(index)
+            image = self.view(index, np.take(raw, self._z(index, z), axis=self.axis))
+            full = raw
+        else:
+            image = full = self._image(index, z)[0].numpy()
+        if WINDOWS[window] is None:
+            lo, hi = np.percentile(full, [0.5, 99.5])
+        else:
+            centre, width = WINDOWS[window]
+            lo, hi = centre - width / 2, centre + width / 2
         return _png((np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8))
 
+    def labels_png(self, index: int, z: int = 0) -> bytes:
+        """Class indices (uint8 PNG, in the view) of the slice: the first network's answer, with the classes
+        saved for it laid over."""
+        with self.lock, torch.no_grad():
+            label = self._first_probs(index, z).argmax(0).numpy().astype(np.uint8)
+        saved = self._saved_slice(index, z)
+        if saved is not None:
+            label = np.where(saved > 0, saved, label).astype(np.uint8)
+        return _png(self.view(index, label))
+
+    # ------------------------------------------------------------------ views
+    def view(self, index: int, array: np.ndarray) -> np.ndarray:
+        """A slice (..., H, W) as the model reads it -> as the page shows it (axial volume slices: anterior up,
+        the patient's right on the left, i.e. the RAS array flipped in both axes and transposed)."""
+        if self.items[self._index(index)]["kind"] == "volume" and self.axis == 2:
+            return np.ascontiguousarray(np.swapaxes(array[..., ::-1, ::-1], -1, -2))
+        return array
+
+    def view_shape(self, index: int) -> tuple[int, int]:
+        h, w = self._image(index, 0).shape[1:]
+        return (w, h) if self.items[self._index(index)]["kind"] == "volume" and self.axis == 2 else (h, w)
+
+    def from_view(self, index: int, y: int, x: int) -> tuple[int, int]:
+        """A pixel of the view -> (row, column) of the model's slice."""
+        if self.items[self._index(index)]["kind"] == "volume" and self.axis == 2:
+            h, w = self._image(index, 0).shape[1:]
+            return h - 1 - x, w - 1 - y
+        return y, x
+
+    def box_from_view(self, index: int, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        (a, b), (c, d) = self.from_view(index, box[0], box[1]), self.from_view(index, box[2] - 1, box[3] - 1)
+        return min(a, c), min(b, d), max(a, c) + 1, max(b, d) + 1
+
+    # ------------------------------------------------------------------ answers
     def segment(
         self,
         index: int,
@@ -118,9 +208,11 @@ class SegmentationSession:
         clicks: list[Click],
         box: tuple[int, int, int, int] | None,
         mode: str = "refine",
+        z: int = 0,
     ) -> np.ndarray:
-        """The binary mask (H, W) of class ``target`` after the user's clicks (and box) in ``mode``."""
-        image = self._image(index)
+        """The binary mask (H, W) of class ``target`` after the user's clicks (and box) in ``mode``, in the
+        model's coordinates (clicks and box in them too)."""
+        image = self._image(index, z)
         with self.lock, torch.no_grad():
             if mode in ("guided", "refine+guided"):
                 with torch.enable_grad():
@@ -141,14 +233,19 @@ class SegmentationSession:
                 else:
                     prob = self.box.segment_box(image, box)
                 return (prob > 0.5).numpy()
-            prior = self._first_probs(index)[target]
+            prior = self._first_probs(index, z)[target]
             logits = self.method.refine_logits(image[None], prior[None], [clicks])
             return enforce_clicks((logits.argmax(1)[0] == 1).numpy(), clicks)
 
-    def save(self, index: int, target: int, mask: np.ndarray, overwrite: bool) -> Path:
-        """Write the mask as class ``target`` of the image's label map, at the image file's own size."""
-        path = self.root / MASK_DIR / f"{self.names[index]}.png"
-        with Image.open(self.dataset.records[index].image) as f:
+    def save(self, index: int, target: int, mask: np.ndarray, overwrite: bool, z: int = 0) -> Path:
+        """Write the mask (model coordinates) as class ``target``: of the image's label map (PNG, at the image
+        file's own size), or of slice ``z`` of the volume's label volume (NIfTI with the volume's affine and
+        header, ``DIR/interactive_masks/NAME.nii.gz``)."""
+        it = self.items[self._index(index)]
+        if it["kind"] == "volume":
+            return self._save_volume(index, target, mask, overwrite, z)
+        path = self.root / MASK_DIR / f"{it['name']}.png"
+        with Image.open(self.dataset.records[it["row"]].image) as f:
             width, height = f.size
         if mask.shape != (height, width):  # data.resize: back to the stored size, as the reader expects
             mask = (
@@ -167,25 +264,102 @@ class SegmentationSession:
             atomic_write_bytes(path, _png(label.astype(np.uint8)))
         return path
 
+    def _save_volume(self, index: int, target: int, mask: np.ndarray, overwrite: bool, z: int) -> Path:
+        from weakseg.data.io import write_label
+        from weakseg.data.nifti import load_nifti
+
+        it = self.items[index]
+        path = self.root / MASK_DIR / f"{it['name']}.nii.gz"
+        _, raw, meta = self._volume(index)
+        z = self._z(index, z)
+        if mask.shape != tuple(s for i, s in enumerate(raw.shape) if i != self.axis):
+            raise ValueError(f"mask of {mask.shape} does not fit slice {z} of {it['name']}")
+        with self.lock:  # read-modify-write of one label volume
+            label = np.zeros(raw.shape, np.uint8)
+            if path.is_file():
+                label = np.asarray(load_nifti(path)[0]).astype(np.uint8).reshape(raw.shape)  # RAS, as read
+            plane = np.take(label, z, axis=self.axis)
+            if (plane == target).any() and not overwrite:
+                raise FileExistsError(
+                    f"slice {z} of {path.name} already has class {self.classes()[target]} saved; confirm to overwrite it"
+                )
+            plane[plane == target] = 0  # this class of this slice is replaced as a whole
+            plane[mask] = target
+            index_z = [slice(None)] * 3
+            index_z[self.axis] = z
+            label[tuple(index_z)] = plane
+            path.parent.mkdir(exist_ok=True)
+            write_label(
+                path, label, meta, overwrite=True
+            )  # atomic; the volume's stored orientation and header
+        return path
+
     # ------------------------------------------------------------------ helpers
-    def _image(self, index: int) -> torch.Tensor:
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(self.names):
-            raise ValueError(f"image index must be 0..{len(self.names) - 1}, got {index!r}")
-        return self.dataset[index]["image"]
+    def _index(self, index: int) -> int:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(self.items):
+            raise ValueError(f"image index must be 0..{len(self.items) - 1}, got {index!r}")
+        return index
 
-    def _first_probs(self, index: int) -> torch.Tensor:
-        if index not in self._first:
-            self._first[index] = self.method.first_probabilities(self._image(index)[None])[0]
-        return self._first[index]
+    def _z(self, index: int, z: int) -> int:
+        depth = self.items[self._index(index)].get("depth", 1)
+        if not isinstance(z, int) or isinstance(z, bool) or not 0 <= z < depth:
+            raise ValueError(f"slice z must be 0..{depth - 1} for {self.items[index]['name']}, got {z!r}")
+        return z
+
+    def _volume(self, index: int) -> tuple[torch.Tensor, np.ndarray, dict]:
+        """(normalised (C, X, Y, Z) image as predict reads it, raw first channel (X, Y, Z) in RAS, meta)."""
+        if index not in self._volumes:
+            from weakseg.data.io import load_image_for_inference
+            from weakseg.data.nifti import channels_first, load_nifti
+
+            path = self.items[index]["path"]
+            image, meta = load_image_for_inference(path, self.cfg.data)
+            raw = channels_first(load_nifti(path)[0], path)[0].astype(np.float32)
+            self._volumes[index] = (image, raw, meta)
+        return self._volumes[index]
+
+    def _image(self, index: int, z: int = 0) -> torch.Tensor:
+        it = self.items[self._index(index)]
+        if it["kind"] == "volume":
+            return self._volume(index)[0].select(self.axis + 1, self._z(index, z))
+        self._z(index, z)
+        return self.dataset[it["row"]]["image"]
+
+    def _first_probs(self, index: int, z: int = 0) -> torch.Tensor:
+        key = (index, z)
+        if key not in self._first:
+            self._first[key] = self.method.first_probabilities(self._image(index, z)[None])[0]
+        return self._first[key]
+
+    def _saved_slice(self, index: int, z: int) -> np.ndarray | None:
+        it = self.items[self._index(index)]
+        if it["kind"] != "volume":
+            path = self.root / MASK_DIR / f"{it['name']}.png"
+            if not path.is_file():
+                return None
+            saved = np.asarray(Image.open(path))
+            size = tuple(self._image(index).shape[1:])
+            if saved.shape != size:
+                saved = np.asarray(Image.fromarray(saved).resize(size[::-1], Image.NEAREST))
+            return saved
+        path = self.root / MASK_DIR / f"{it['name']}.nii.gz"
+        if not path.is_file():
+            return None
+        from weakseg.data.nifti import load_nifti
+
+        _, raw, _ = self._volume(index)
+        return np.take(np.asarray(load_nifti(path)[0]).reshape(raw.shape), self._z(index, z), axis=self.axis)
 
 
-def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Click], tuple | None, str]:
-    index, target = body.get("index"), body.get("target", 1)
+def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Click], tuple | None, str, int]:
+    """A request's (index, target, clicks, box, mode, z), clicks and box converted from the page's view to
+    the model's coordinates."""
+    index, target, z = body.get("index"), body.get("target", 1), body.get("z", 0)
     mode = body.get("mode", "refine")
     if mode not in session.modes():
         raise ValueError(f"mode must be one of {session.modes()}, got {mode!r}")
-    image = session._image(index)
-    h, w = image.shape[1:]
+    session._image(index, z)  # index and z checked
+    h, w = session.view_shape(index)
     if not isinstance(target, int) or isinstance(target, bool) or not 0 < target < len(session.classes()):
         raise ValueError(f"target must be a foreground class 1..{len(session.classes()) - 1}, got {target!r}")
     raw = body.get("clicks", [])
@@ -200,14 +374,14 @@ def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Cli
         )
         if not ok or not (0 <= c["y"] < h and 0 <= c["x"] < w):
             raise ValueError(f"a click must be {{y, x, fg}} inside the {h}x{w} image, got {c!r}")
-        clicks.append(Click(c["y"], c["x"], c["fg"]))
+        clicks.append(Click(*session.from_view(index, c["y"], c["x"]), c["fg"]))
     box = body.get("box")
     if box is not None:
         ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)
         if not ok or not (0 <= box[0] < box[2] <= h and 0 <= box[1] < box[3] <= w):
             raise ValueError(f"box must be [y0, x0, y1, x1] inside the {h}x{w} image, got {box!r}")
-        box = tuple(box)
-    return index, target, clicks, box, mode
+        box = session.box_from_view(index, tuple(box))
+    return index, target, clicks, box, mode, z
 
 
 class BoundedServer(ThreadingHTTPServer):
@@ -298,21 +472,22 @@ def make_server(
             if not self._trusted():
                 return None
             try:
-                if self.path == "/":
+                path, _, query = self.path.partition("?")
+                args = {k: v[-1] for k, v in parse_qs(query).items()}
+                if path == "/":
                     return self._send(200, page, "text/html; charset=utf-8")
-                if self.path == "/api/slices":
-                    return self._json(
-                        200,
-                        {
-                            "slices": session.slices(),
-                            "classes": session.classes(),
-                            "box": session.box is not None,
-                            "modes": session.modes(),
-                        },
+                if path == "/api/slices":
+                    listing = {"slices": session.slices(), "classes": session.classes(),
+                               "box": session.box is not None, "modes": session.modes(), "windows": list(WINDOWS)}  # fmt: skip
+                    return self._json(200, listing)
+                if path.startswith(("/api/image/", "/api/labels/")):
+                    index = int(path.rsplit("/", 1)[1])  # an index, never a file name
+                    z = int(args.get("z", "0"))
+                    if path.startswith("/api/labels/"):
+                        return self._send(200, session.labels_png(index, z), "image/png")
+                    return self._send(
+                        200, session.image_png(index, z, args.get("window", "auto")), "image/png"
                     )
-                if self.path.startswith("/api/image/"):
-                    index = int(self.path.rsplit("/", 1)[1])  # an index, never a file name
-                    return self._send(200, session.image_png(index), "image/png")
                 return self._json(404, {"error": "not found"})
             except ValueError as e:
                 return self._json(400, {"error": str(e)})
@@ -336,15 +511,15 @@ def make_server(
                 body = json.loads(self.rfile.read(length))
                 if not isinstance(body, dict):
                     raise ValueError("the body must be a JSON object")
-                index, target, clicks, box, mode = _parse(body, session)
+                index, target, clicks, box, mode, z = _parse(body, session)
                 t0 = time.perf_counter()
-                mask = session.segment(index, target, clicks, box, mode)
+                mask = session.segment(index, target, clicks, box, mode, z)
                 ms = (time.perf_counter() - t0) * 1000
                 if self.path == "/api/segment":
-                    png = base64.b64encode(_png(mask.astype(np.uint8) * 255)).decode()
+                    png = base64.b64encode(_png(session.view(index, mask).astype(np.uint8) * 255)).decode()
                     return self._json(200, {"mask": png, "pixels": int(mask.sum()), "ms": ms})
                 if self.path == "/api/save":
-                    path = session.save(index, target, mask, bool(body.get("overwrite", False)))
+                    path = session.save(index, target, mask, bool(body.get("overwrite", False)), z)
                     return self._json(200, {"saved": path.name, "pixels": int(mask.sum())})
                 return self._json(404, {"error": "not found"})
             except FileExistsError as e:
