@@ -119,51 +119,44 @@ def gan_config(args, task: str) -> Config:
     return cfg
 
 
-def real_patches(args, cfg: Config, out: Path) -> Path:
-    """Real training images at the synthetic images' scale, for the authenticity classifier."""
-    if (out / "images").is_dir():
+def _real_samples(args, cfg: Config, out: Path, key: str, seed: int) -> Path:
+    """The few labeled cases' ``key`` ("image" or "label") at the synthetic scale, as PNGs in ``out/images``
+    or ``out/masks``: DRIVE --n random --size crops (``seed``), CT every resized slice."""
+    sub = "images" if key == "image" else "masks"
+    if (out / sub).is_dir():
         return out
     sets = build_datasets(cfg.data)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "images").mkdir(parents=True)
-    rng = np.random.default_rng(0)
+    (tmp / sub).mkdir(parents=True)
+    rng = np.random.default_rng(seed)
     ds = sets["labeled"]
     count = args.n if cfg.data.resize is None else len(ds)
     for i in range(count):
-        image = ds[i % len(ds)]["image"].numpy()
+        array = ds[i % len(ds)][key].numpy()
         if cfg.data.resize is None:  # DRIVE: a random crop at the GAN's scale
-            y = rng.integers(0, image.shape[1] - args.size + 1)
-            x = rng.integers(0, image.shape[2] - args.size + 1)
-            image = image[:, y : y + args.size, x : x + args.size]
-        pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-        pic = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-        Image.fromarray(pic).save(tmp / "images" / f"real_p{i:05d}.png")
+            y = rng.integers(0, array.shape[-2] - args.size + 1)
+            x = rng.integers(0, array.shape[-1] - args.size + 1)
+            array = array[..., y : y + args.size, x : x + args.size]
+        if key == "image":
+            pixels = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+            pic = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+        else:
+            pic = array.astype(np.uint8)
+        Image.fromarray(pic).save(tmp / sub / f"real_p{i:05d}.png")
     tmp.rename(out)
     return out
+
+
+def real_patches(args, cfg: Config, out: Path) -> Path:
+    """Real training images at the synthetic images' scale, for the authenticity classifier."""
+    return _real_samples(args, cfg, out, "image", seed=0)
 
 
 def real_label_maps(args, cfg: Config, out: Path) -> Path:
-    """The few real label maps at the synthetic scale (DRIVE: --n random crops; CT: every resized slice), the
-    maps the deform_gan and synthseg routes deform and paint."""
-    if (out / "masks").is_dir():
-        return out
-    sets = build_datasets(cfg.data)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "masks").mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    ds = sets["labeled"]
-    count = args.n if cfg.data.resize is None else len(ds)
-    for i in range(count):
-        label = ds[i % len(ds)]["label"].numpy()
-        if cfg.data.resize is None:  # DRIVE: a random crop at the GAN's scale
-            y = rng.integers(0, label.shape[0] - args.size + 1)
-            x = rng.integers(0, label.shape[1] - args.size + 1)
-            label = label[y : y + args.size, x : x + args.size]
-        Image.fromarray(label.astype(np.uint8)).save(tmp / "masks" / f"real_p{i:05d}.png")
-    tmp.rename(out)
-    return out
+    """The few real label maps at the synthetic scale, the maps the deform_gan and synthseg routes deform
+    (recombine) and paint."""
+    return _real_samples(args, cfg, out, "label", seed=1)
 
 
 def _fresh(folder: Path, source: Path) -> bool:

@@ -3,6 +3,7 @@ that asks before overwriting) and an end-to-end browser test with headless Chrom
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -131,20 +132,30 @@ def test_api_segments_validates_and_saves_without_clobbering(served):
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
-def test_browser_clicks_change_the_mask_and_save_loads(served):
+@contextlib.contextmanager
+def _page(url: str):
+    """The page at ``url`` in headless Chromium (Playwright), ready, dialogs accepted; skips without them."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium on this machine (Debian package chromium); .ci/run installs it")
-    url, data = served
-    for old in (data / "interactive_masks").glob("*.png") if (data / "interactive_masks").is_dir() else []:
-        old.unlink()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_page()
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def test_browser_clicks_change_the_mask_and_save_loads(served):
+    url, data = served
+    for old in (data / "interactive_masks").glob("*.png") if (data / "interactive_masks").is_dir() else []:
+        old.unlink()
+    with _page(url) as page:
         canvas = page.locator("#canvas")
         version = int(canvas.get_attribute("data-version"))
         pixels = canvas.get_attribute("data-pixels")
@@ -161,7 +172,6 @@ def test_browser_clicks_change_the_mask_and_save_loads(served):
         page.click("#save")
         page.wait_for_function("document.getElementById('save').dataset.saved !== undefined")
         saved = page.locator("#save").get_attribute("data-saved")
-        browser.close()
     assert (data / "interactive_masks" / saved).is_file()
     other = {"index": 1, "target": 1, "clicks": [{"y": 16, "x": 16, "fg": True}], "overwrite": True}
     assert _request(f"{url}/api/save", other)[0] == 200  # every image masked: the folder is a dataset
@@ -261,19 +271,10 @@ def test_volume_api_slices_windows_and_saves_a_nifti_slice_with_the_affine(serve
 def test_browser_on_a_volume_scrolls_windows_clicks_and_saves(served_volume):
     import nibabel as nib
 
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no chromium on this machine (Debian package chromium); .ci/run installs it")
     url, data = served_volume
     saved = data / "interactive_masks" / "ct_p00.nii.gz"
     saved.unlink(missing_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.on("dialog", lambda dialog: dialog.accept())
-        page.goto(url)
-        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    with _page(url) as page:
         canvas = page.locator("#canvas")
         for _ in range(3):  # slice 0 -> 3 with the keyboard
             version = int(canvas.get_attribute("data-version"))
@@ -292,7 +293,6 @@ def test_browser_on_a_volume_scrolls_windows_clicks_and_saves(served_volume):
         page.wait_for_function(f"Number(document.getElementById('canvas').dataset.version) > {version}")
         page.click("#save")
         page.wait_for_function("document.getElementById('save').dataset.saved !== undefined")
-        browser.close()
     label = np.asarray(nib.load(str(saved)).dataobj)
     assert nib.load(str(saved)).shape == (32, 32, 6) and np.allclose(nib.load(str(saved)).affine, LPS)
     assert label[..., 3].any() and not np.delete(label, 3, axis=2).any()  # the clicked slice, only
