@@ -1,8 +1,10 @@
-"""The levers of semi-supervised learning on the ImageNet-encoder U-Net (issue #15's ablation): FixMatch on CT
-with 2 labeled patients, one lever changed at a time against the benchmarks/semi.py row, and the full-label
-ceiling at the same length.
+"""The levers of semi-supervised learning (issue #15's ablation): FixMatch with one lever changed at a time
+against the benchmarks/semi.py row, and the full-label ceiling at the same length; by default on the
+ImageNet-encoder U-Net on CT with 2 labeled patients (``--task ct2 --network encoder_unet``), or on another
+semi.py task and network (``--task drive2 --network unet``).
 
     python benchmarks/semi_levers.py --data-root ../shared/data
+    python benchmarks/semi_levers.py --data-root ../shared/data --task drive2 --network unet --plan threshold_0.8:0,1,2
 
 Every run is benchmarks/semi.py's ct2 + encoder_unet run (2 labeled patients drawn with the seed, the other 14
 unlabeled, the 6 validation patients of split seed 0, 2000 steps of 8 + 8 samples at 128 px, 1 thread) with the
@@ -54,16 +56,19 @@ def _args_with(args: argparse.Namespace, overrides: list[str]) -> argparse.Names
 
 
 def run_lever(args: argparse.Namespace, lever: str, method: str, seed: int) -> dict:
-    """One run of ``lever``: benchmarks/semi.py's ct2/encoder_unet ``method`` run with the lever's overrides."""
-    task = "ct16" if lever == "full_labels" else "ct2"
+    """One run of ``lever``: benchmarks/semi.py's ``--task``/``--network`` ``method`` run with the lever's
+    overrides (``full_labels``: the ct16 task, every training patient labeled)."""
+    task = "ct16" if lever == "full_labels" else args.task
     overrides = [] if lever == "full_labels" else LEVERS[lever][0]
-    name = run_name(task, "encoder_unet", method, seed) + (
+    name = run_name(task, args.network, method, seed) + (
         "" if lever in ("base", "full_labels") else f"_{lever}"
     )
-    cfg = config(_args_with(args, [*overrides, f"train.name={name}"]), task, "encoder_unet", method, seed)
+    cfg = config(_args_with(args, [*overrides, f"train.name={name}"]), task, args.network, method, seed)
     run_dir = args.runs_dir / name
     result = fit_or_reuse(cfg, run_dir)
     return {
+        "task": task,
+        "network": args.network,
         "lever": lever,
         "method": method,
         "seed": seed,
@@ -132,8 +137,11 @@ def main() -> None:
         help="run folders, shared with benchmarks/semi.py (its ct2/encoder_unet runs are the base lever's)",
     )  # fmt: skip
     args = parse(ap, absolute_data_root=True, set_threads=True)
+    plan = _parse_plan(args.plan)
+    if not args.task.startswith("ct") and any(lever == "full_labels" for lever, _ in plan):
+        raise SystemExit(f"--plan full_labels: the full-label ceiling is a CT task (ct16), not {args.task}")
     rows: list[dict] = []
-    for lever, seeds in _parse_plan(args.plan):
+    for lever, seeds in plan:
         for s in seeds:
             if lever == "full_labels":
                 rows.append(run_lever(args, lever, "supervised", s))
@@ -147,17 +155,22 @@ def main() -> None:
     if args.no_write:
         return
     cmd = command_line("semi_levers")
+    name = (
+        "semi_levers"
+        if (args.task, args.network) == ("ct2", "encoder_unet")
+        else f"semi_levers_{args.task}_{args.network}"
+    )
     body = (
-        "## Semi-supervised levers on the ImageNet-encoder U-Net (CT, 2 labeled patients)\n\n"
-        f"Command: `{cmd}` at commit `{git_commit()[:10]}` (JSON: `benchmarks/results/semi_levers.json`). "
-        "benchmarks/semi.py's ct2 + encoder_unet FixMatch run with one lever changed; supervised-only is "
-        "semi.py's row unless the lever changes what it sees too. Best validation mean Dice (6 validation "
-        f"patients), {args.steps} steps unless the lever says otherwise, {args.size} px, batch {args.batch_size} "
+        f"## Semi-supervised levers: {args.network} on {args.task}\n\n"
+        f"Command: `{cmd}` at commit `{git_commit()[:10]}` (JSON: `benchmarks/results/{name}.json`). "
+        f"benchmarks/semi.py's {args.task} + {args.network} FixMatch run with one lever changed; supervised-only is "
+        "semi.py's row unless the lever changes what it sees too. Best validation mean Dice (CT: the 6 validation "
+        f"patients; DRIVE: images 36-40), {args.steps} steps unless the lever says otherwise, {args.size} px, batch {args.batch_size} "
         f"+ {args.batch_size}, {args.threads} thread(s). Gain: FixMatch minus supervised, paired by seed.\n\n"
         + "\n".join(table(rows))
         + "\n"
     )
-    finish("semi_levers", {"command": cmd, "rows": rows}, body)
+    finish(name, {"command": cmd, "rows": rows}, body)
 
 
 if __name__ == "__main__":
