@@ -123,10 +123,14 @@ def table(rows: list[dict]) -> list[str]:
 def main() -> None:
     shared = parent_parser(
         data_root=default_data_root(), steps=2000, eval_every=200, size=128, batch_size=8, set=[], threads=1,
-        helps={"size": "CT slices resized to SIZE", "batch_size": "labeled and unlabeled samples per batch",
+        helps={"size": "CT slices resized to SIZE, DRIVE crops of SIZE", "batch_size": "labeled and unlabeled samples per batch",
                "threads": "torch CPU threads (the recorded rows: 1)"},
     )  # fmt: skip
     ap = script_parser(__doc__, shared)
+    ap.add_argument(
+        "--task", default="ct2", choices=["ct2", "ct4", "drive2"], help="benchmarks/semi.py's task"
+    )
+    ap.add_argument("--network", default="encoder_unet", choices=["unet", "encoder_unet"], help="its network")
     ap.add_argument(
         "--plan", nargs="+", default=DEFAULT_PLAN, help="LEVER:SEEDS entries, e.g. threshold_0.8:0"
     )
