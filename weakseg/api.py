@@ -234,16 +234,6 @@ def _out_name(src: Path, grouped: bool = False) -> str:
     return src.name if src.name.lower().endswith((".nii", ".nii.gz")) else src.stem + ".png"
 
 
-def _network_size(cfg, meta: dict) -> list[int] | None:
-    """The size the network saw an input like this at: ``data.resize``, or with ``data.target_spacing`` the
-    input's own size at the target voxel size (its slices' in-plane size when sliced)."""
-    from weakseg.data.dataset import spaced_size
-
-    if cfg.data.target_spacing and meta.get("spacing") is not None:
-        return spaced_size(meta["shape"], meta["spacing"], cfg.data.target_spacing, meta.get("slice_axis"))
-    return cfg.data.resize
-
-
 def _labels_fn(method, resize: list[int] | None, dev: torch.device, amp, window=None):
     """Batch (B,C,...) -> labels (B,...) at the input's size; with ``data.resize`` the network sees resized
     inputs (as in training) and its logits are resampled back to the input size before the argmax."""
@@ -273,7 +263,12 @@ def predict(
     """Segment an image file or a folder of them; write label PNGs (NIfTI keeps the input's affine)."""
     from tqdm.auto import tqdm
 
-    from weakseg.data import load_image_for_inference, predict_volume_slices, write_label
+    from weakseg.data.io import (
+        load_image_for_inference,
+        network_input_size,
+        predict_volume_slices,
+        write_label,
+    )
     from weakseg.data.profile import compare_to_profile
 
     cfg, method, dev = load_trained(checkpoint, overrides, device)
@@ -321,7 +316,7 @@ def predict(
             label = predict_volume_slices(
                 image,
                 meta,
-                _labels_fn(method, _network_size(cfg, meta), dev, amp, infer_window(cfg)),
+                _labels_fn(method, network_input_size(cfg.data, meta), dev, amp, infer_window(cfg)),
                 cfg.data,
             )
             tmp = stage / dst.name

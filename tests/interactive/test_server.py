@@ -297,3 +297,30 @@ def test_browser_on_a_volume_scrolls_windows_clicks_and_saves(served_volume):
     assert nib.load(str(saved)).shape == (32, 32, 6) and np.allclose(nib.load(str(saved)).affine, LPS)
     assert label[..., 3].any() and not np.delete(label, 3, axis=2).any()  # the clicked slice, only
     assert label[15:17, 15:17, 3].all()  # the click at the centre of the view: its disc is the class
+
+
+def test_volume_slices_reach_the_network_at_its_training_size_and_save_at_the_volumes(refine_ckpt, tmp_path):
+    """A model trained with data.resize sees the volume's slices resized as in training; the saved label
+    volume keeps the volume's own grid."""
+    import nibabel as nib
+
+    from weakseg.data.phantoms import phantom_case
+    from weakseg.interactive.clicks import Click
+    from weakseg.interactive.server import SegmentationSession
+
+    (tmp_path / "images").mkdir()
+    image, _ = phantom_case(1, "ct", n_slices=4, size=32)
+    nib.save(
+        nib.Nifti1Image(image.transpose(1, 2, 0).astype(np.int16), LPS), str(tmp_path / "images" / "v.nii.gz")
+    )
+    session = SegmentationSession(refine_ckpt, tmp_path)
+    session.cfg.data.resize = [16, 16]  # as if trained at 16 px
+    assert tuple(session._image(0, 1).shape) == (1, 16, 16) and session.view_shape(0) == (16, 16)
+    assert session.image_png(0, 1, "abdomen")[:4] == b"\x89PNG"
+    mask = session.segment(0, 1, [Click(8, 8, True)], None, "refine", 1)
+    assert mask.shape == (16, 16) and mask[8, 8]
+    session.save(0, 1, mask, False, 1)
+    saved = np.asarray(nib.load(str(tmp_path / "interactive_masks" / "v.nii.gz")).dataobj)
+    assert (
+        saved.shape == (32, 32, 4) and saved[..., 1].sum() >= 4 * mask.sum() * 0.9
+    )  # upsampled 2x2 per pixel

@@ -38,6 +38,7 @@ from weakseg.fileio import atomic_write_bytes
 
 __all__ = [
     "atomic_write_bytes",
+    "network_input_size",
     "iter_slices",
     "load_image_for_inference",
     "predict_volume_slices",
@@ -123,6 +124,17 @@ def load_image_for_inference(
             "folder holding one DICOM series"
         )
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), meta
+
+
+def network_input_size(cfg: DataConfig, meta: dict) -> list[int] | None:
+    """The size the network saw an input like this (a ``load_image_for_inference`` meta) at in training:
+    ``data.resize``, or with ``data.target_spacing`` the input's own size at the target voxel size (its slices'
+    in-plane size when sliced); None: as it is."""
+    from weakseg.data.dataset import spaced_size
+
+    if cfg.target_spacing and meta.get("spacing") is not None:
+        return spaced_size(meta["shape"], meta["spacing"], cfg.target_spacing, meta.get("slice_axis"))
+    return cfg.resize
 
 
 def iter_slices(volume: np.ndarray | torch.Tensor, axis: int) -> Iterator[np.ndarray | torch.Tensor]:

@@ -38,8 +38,11 @@ from urllib.parse import parse_qs
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from weakseg.data.dataset import interp_mode
+from weakseg.data.io import network_input_size
 from weakseg.data.readers import read_folder_records
 from weakseg.fileio import atomic_write_bytes
 from weakseg.interactive.clicks import Click, enforce_clicks
@@ -156,7 +159,7 @@ class SegmentationSession:
             raise ValueError(f"window must be one of {list(WINDOWS)}, got {window!r}")
         if self.items[self._index(index)]["kind"] == "volume":
             _, raw, _ = self._volume(index)
-            image = self.view(index, np.take(raw, self._z(index, z), axis=self.axis))
+            image = self.view(index, self._fit(index, np.take(raw, self._z(index, z), axis=self.axis)))
             full = raw
         else:
             image = full = self._image(index, z)[0].numpy()
@@ -272,8 +275,14 @@ class SegmentationSession:
         path = self.root / MASK_DIR / f"{it['name']}.nii.gz"
         _, raw, meta = self._volume(index)
         z = self._z(index, z)
-        if mask.shape != tuple(s for i, s in enumerate(raw.shape) if i != self.axis):
-            raise ValueError(f"mask of {mask.shape} does not fit slice {z} of {it['name']}")
+        plane_shape = tuple(s for i, s in enumerate(raw.shape) if i != self.axis)
+        if (
+            mask.shape != plane_shape
+        ):  # the network's input size (data.resize / target_spacing): back, nearest
+            mask = F.interpolate(
+                torch.from_numpy(mask)[None, None].float(), size=plane_shape, mode="nearest-exact"
+            )
+            mask = mask[0, 0].numpy() > 0.5
         with self.lock:  # read-modify-write of one label volume
             label = np.zeros(raw.shape, np.uint8)
             if path.is_file():
@@ -318,10 +327,28 @@ class SegmentationSession:
             self._volumes[index] = (image, raw, meta)
         return self._volumes[index]
 
+    def _fit(self, index: int, plane: np.ndarray | torch.Tensor, label: bool = False):
+        """A volume's slice (..., H, W) at the size the network saw such slices at in training (``data.resize``
+        or ``data.target_spacing``), intensities resampled like the dataset does, labels nearest."""
+        size = network_input_size(self.cfg.data, self._volume(index)[2])
+        tensor = torch.as_tensor(np.ascontiguousarray(plane)) if isinstance(plane, np.ndarray) else plane
+        if size is None or tuple(tensor.shape[-2:]) == tuple(size):
+            return plane
+        x = (
+            tensor.float().reshape(-1, 1, *tensor.shape[-2:])
+            if tensor.ndim > 2
+            else tensor.float()[None, None]
+        )
+        mode = "nearest-exact" if label else interp_mode(tuple(tensor.shape[-2:]), tuple(size))
+        out = F.interpolate(x, size=tuple(size), mode=mode).reshape(*tensor.shape[:-2], *size)
+        if isinstance(plane, np.ndarray):
+            return out.numpy().astype(plane.dtype) if label else out.numpy()
+        return out
+
     def _image(self, index: int, z: int = 0) -> torch.Tensor:
         it = self.items[self._index(index)]
         if it["kind"] == "volume":
-            return self._volume(index)[0].select(self.axis + 1, self._z(index, z))
+            return self._fit(index, self._volume(index)[0].select(self.axis + 1, self._z(index, z)))
         self._z(index, z)
         return self.dataset[it["row"]]["image"]
 
@@ -348,7 +375,8 @@ class SegmentationSession:
         from weakseg.data.nifti import load_nifti
 
         _, raw, _ = self._volume(index)
-        return np.take(np.asarray(load_nifti(path)[0]).reshape(raw.shape), self._z(index, z), axis=self.axis)
+        plane = np.take(np.asarray(load_nifti(path)[0]).reshape(raw.shape), self._z(index, z), axis=self.axis)
+        return self._fit(index, plane.astype(np.uint8), label=True)
 
 
 def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Click], tuple | None, str, int]:
