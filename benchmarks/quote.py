@@ -99,7 +99,7 @@ def value_of(spec: str, where: str = "span", results: Path = RESULTS) -> str:
     if not file.is_file():
         raise QuoteError(f"{where}: {file} does not exist (run its benchmark)")
     data = json.loads(file.read_text())
-    value = _select(data, path, f"{where} ({file.name})")
+    value = select(data, path, f"{where} ({file.name})")
     for op in parts[1:-1]:
         if op in ("mean", "std", "min", "max"):
             values = [float(v) for v in value] if isinstance(value, list) else [float(value)]
