@@ -43,6 +43,8 @@ LEVERS: dict[str, tuple[list[str], bool]] = {
     "unlabeled_2x": (["train.stream_batch_sizes={unlabeled: 16}"], False),
     "warmup_500": (["method.params.rampup_steps=500"], False),
     "cutmix_1.0": (["method.params.cutmix_p=1.0"], False),
+    # the two levers that helped on seed 0, together
+    "warmup_500_threshold_0.8": (["method.params.rampup_steps=500", "method.params.threshold=0.8"], False),
     "encoder_lr_1.0": (["method.params.encoder_lr_scale=1.0"], True),
     "steps_4000": (["train.max_steps=4000"], True),
 }
