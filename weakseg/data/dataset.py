@@ -34,6 +34,7 @@ from weakseg.data.nifti import (
     load_nnunet_json,
     nifti_shape,
     nifti_spacing,
+    with_channel_files,
 )
 from weakseg.data.phantoms import load_phantom_volume
 from weakseg.data.readers import read_image_file, read_mask_file, read_mask_stack, read_tiff_stack
@@ -158,8 +159,7 @@ def _load_volume(group: Sequence[Record], cfg: DataConfig, labeled: bool, hint: 
         preset = preset_for(cfg, volume, first.image, hint)
     else:
         volume = channels_first(load_nifti(first.image)[0], first.image)
-        if first.channels:  # one file per channel (nnU-Net): stacked after the first, in order
-            volume = np.concatenate([volume, *(channels_first(load_nifti(c)[0], c) for c in first.channels)])
+        volume = with_channel_files(volume, first.image, first.channels)  # nnU-Net: a file per channel
         check_image(volume, first.image, cfg)
         label = None
         if labeled:

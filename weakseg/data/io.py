@@ -31,6 +31,7 @@ from weakseg.data.nifti import (
     load_nifti,
     nifti_spacing,
     to_stored_orientation,
+    with_channel_files,
 )
 from weakseg.data.readers import IMAGE_SUFFIXES, is_tiff, read_image_file, read_tiff_stack, tiff_pages
 from weakseg.data.records import DataError
@@ -58,6 +59,17 @@ def _hint(cfg: DataConfig, array: np.ndarray) -> str | None:
     return modality_hint(cfg)
 
 
+def _normalised(array: np.ndarray, path: Path, cfg: DataConfig, axis: int | None) -> np.ndarray:
+    """``array`` (C, ...) checked and through the intensity preset training used, slice by slice along the
+    spatial ``axis`` when given (as ``SegDataset`` applies it to sliced volumes)."""
+    check_image(array, path, cfg)
+    hint = _hint(cfg, array)
+    preset = resolve_preset(cfg, hint) if hint else preset_for(cfg, array, path)
+    if axis is None:
+        return preset(array)
+    return np.stack([preset(s) for s in iter_slices(array, axis)], axis=axis + 1)
+
+
 def load_image_for_inference(
     path: str | Path, cfg: DataConfig, channels: Sequence[str | Path] = ()
 ) -> tuple[torch.Tensor, dict]:
@@ -75,25 +87,11 @@ def load_image_for_inference(
     dicom = path.is_dir() and is_dicom_series(path)
     if dicom or _is_nifti(path):
         raw, affine, header = load_dicom_series(path) if dicom else load_nifti(path)
-        volume = channels_first(raw, path)
-        for extra in channels:  # one file per channel (nnU-Net's CASE_0001, ...), stacked after the first
-            more = channels_first(load_nifti(extra)[0], extra)
-            if more.shape[1:] != volume.shape[1:]:
-                raise DataError(
-                    f"channel file {extra} is {size_str(more.shape[1:])}, its first channel {path} is "
-                    f"{size_str(volume.shape[1:])}: every channel of a case must have the same size"
-                )
-            volume = np.concatenate([volume, more])
-        check_image(volume, path, cfg)
+        volume = with_channel_files(channels_first(raw, path), path, channels)  # nnU-Net: a file per channel
         axis = cfg.slice_axis
         if axis is not None and axis not in (0, 1, 2):
             raise DataError(f"data.slice_axis must be 0, 1, 2 or null, got {axis}")
-        hint = _hint(cfg, volume)
-        preset = resolve_preset(cfg, hint) if hint else preset_for(cfg, volume, path)
-        if axis is None:
-            image = preset(volume)
-        else:
-            image = np.stack([preset(s) for s in iter_slices(volume, axis)], axis=axis + 1)
+        image = _normalised(volume, path, cfg, axis)
         meta = {"kind": "nifti", "path": str(path), "shape": tuple(volume.shape[1:]), "slice_axis": axis}
         meta["dtype"] = str(raw.dtype)
         meta.update(affine=affine, header=header)
@@ -105,17 +103,12 @@ def load_image_for_inference(
         )
     elif is_tiff(path) and tiff_pages(path) > 1:  # a stack: (Z,C,H,W) pages -> (C,Z,H,W), sliced along 0
         volume = np.ascontiguousarray(read_tiff_stack(path).transpose(1, 0, 2, 3))
-        check_image(volume, path, cfg)
-        hint = _hint(cfg, volume)
-        preset = resolve_preset(cfg, hint) if hint else preset_for(cfg, volume, path)
-        image = np.stack([preset(s) for s in iter_slices(volume, 0)], axis=1)
+        image = _normalised(volume, path, cfg, 0)
         meta = {"kind": "tiff", "path": str(path), "shape": tuple(volume.shape[1:]), "slice_axis": 0}
         meta["dtype"] = str(volume.dtype)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         raw = read_image_file(path)
-        check_image(raw, path, cfg)
-        hint = _hint(cfg, raw)
-        image = (resolve_preset(cfg, hint) if hint else preset_for(cfg, raw, path))(raw)
+        image = _normalised(raw, path, cfg, None)
         meta = {"kind": "png", "path": str(path), "shape": tuple(raw.shape[1:]), "slice_axis": None}
         meta["dtype"] = str(raw.dtype)
     else:

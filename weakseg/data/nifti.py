@@ -12,12 +12,14 @@ With ``slice_axis`` = a in {0, 1, 2} every slice along spatial axis a is one sam
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
+from weakseg.data.checks import size_str
 from weakseg.data.records import DataError, Record, case_id_from, few
 
 __all__ = [
@@ -140,6 +142,21 @@ def channels_first(volume: np.ndarray, path: str | Path = "volume") -> np.ndarra
     if volume.ndim == 4:
         return np.moveaxis(volume, 3, 0)
     raise DataError(f"{path} has shape {volume.shape}; expected a 3D volume or a 4D (X,Y,Z,channels) image")
+
+
+def with_channel_files(volume: np.ndarray, first: str | Path, channels: Sequence[str | Path]) -> np.ndarray:
+    """``volume`` (C,X,Y,Z), the channels-first image of ``first``, with the NIfTI files ``channels`` (one per
+    further channel, nnU-Net's CASE_0001, ...) stacked after it in order; each must have its size."""
+    parts = [volume]
+    for extra in channels:
+        more = channels_first(load_nifti(extra)[0], extra)
+        if more.shape[1:] != volume.shape[1:]:
+            raise DataError(
+                f"channel file {extra} is {size_str(more.shape[1:])}, its first channel {first} is "
+                f"{size_str(volume.shape[1:])}: every channel of a case must have the same size"
+            )
+        parts.append(more)
+    return np.concatenate(parts) if len(parts) > 1 else volume
 
 
 def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
