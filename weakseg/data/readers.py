@@ -166,7 +166,7 @@ def read_tiff_stack(path: str | Path) -> np.ndarray:
     except ValueError as e:
         if "imagecodecs" not in str(e):
             raise DataError(f"cannot decode {path} ({e}); re-export it or remove it") from e
-        if len(shape) != len(axes) or (dtype.itemsize > 1 and any(a in axes for a in _CHANNEL_AXES)):
+        if dtype.itemsize > 1 and any(a in axes for a in _CHANNEL_AXES):  # Pillow would cut its bits
             raise DataError(
                 f"cannot decode {path}: its compression needs the imagecodecs package for a {dtype} colour "
                 "TIFF: pip install imagecodecs, or re-save it uncompressed"

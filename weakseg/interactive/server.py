@@ -43,6 +43,7 @@ from PIL import Image
 
 from weakseg.data.dataset import interp_mode
 from weakseg.data.io import network_input_size
+from weakseg.data.nifti import NIFTI_SUFFIXES, load_nifti, nifti_shape, nifti_stem
 from weakseg.data.readers import read_folder_records
 from weakseg.fileio import atomic_write_bytes
 from weakseg.interactive.clicks import Click, enforce_clicks
@@ -61,7 +62,6 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz")
 # window / level presets of the page (HU: centre, width); "auto": the 0.5-99.5 percentiles of the image or
 # volume (MR, PNG images)
 WINDOWS: dict[str, tuple[float, float] | None] = {
@@ -114,7 +114,7 @@ class SegmentationSession:
             )
         images = list_image_files(folder)
         volumes = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES)
+            p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES)
         )
         if not images and not volumes:
             raise ValueError(f"{folder} holds no images (png/jpg/tif) and no NIfTI volumes (.nii/.nii.gz)")
@@ -123,11 +123,8 @@ class SegmentationSession:
         self.axis = 2 if self.cfg.data.slice_axis is None else int(self.cfg.data.slice_axis)
         self.items: list[dict] = [{"name": r.name, "kind": "image", "row": i} for i, r in enumerate(records)]
         for path in volumes:
-            from weakseg.data.nifti import nifti_shape
-
-            name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".gz") else path.stem
             depth = int(nifti_shape(path)[self.axis])
-            self.items.append({"name": name, "kind": "volume", "path": path, "depth": depth})
+            self.items.append({"name": nifti_stem(path), "kind": "volume", "path": path, "depth": depth})
         self.names = [it["name"] for it in self.items]
         self.lock = threading.Lock()
         self._first: dict[tuple[int, int], torch.Tensor] = {}
@@ -135,14 +132,8 @@ class SegmentationSession:
 
     # ------------------------------------------------------------------ what the page lists
     def slices(self) -> list[dict]:
-        out = self.root / MASK_DIR
-        listing = []
-        for i, it in enumerate(self.items):
-            volume = it["kind"] == "volume"
-            saved = (out / f"{it['name']}{'.nii.gz' if volume else '.png'}").is_file()
-            listing.append({"index": i, "name": it["name"], "saved": saved, "kind": it["kind"],
-                            "depth": it.get("depth", 1)})  # fmt: skip
-        return listing
+        return [{"index": i, "name": it["name"], "saved": self._mask_path(i).is_file(), "kind": it["kind"],
+                 "depth": it.get("depth", 1)} for i, it in enumerate(self.items)]  # fmt: skip
 
     def modes(self) -> list[str]:
         """The interaction modes this session offers."""
@@ -157,7 +148,7 @@ class SegmentationSession:
         """The slice as the page shows it: windowed (``WINDOWS``; raw HU of a volume), in its view."""
         if window not in WINDOWS:
             raise ValueError(f"window must be one of {list(WINDOWS)}, got {window!r}")
-        if self.items[self._index(index)]["kind"] == "volume":
+        if self._is_volume(index):
             _, raw, _ = self._volume(index)
             image = self.view(index, self._fit(index, np.take(raw, self._z(index, z), axis=self.axis)))
             full = raw
@@ -184,17 +175,17 @@ class SegmentationSession:
     def view(self, index: int, array: np.ndarray) -> np.ndarray:
         """A slice (..., H, W) as the model reads it -> as the page shows it (axial volume slices: anterior up,
         the patient's right on the left, i.e. the RAS array flipped in both axes and transposed)."""
-        if self.items[self._index(index)]["kind"] == "volume" and self.axis == 2:
+        if self._radiological(index):
             return np.ascontiguousarray(np.swapaxes(array[..., ::-1, ::-1], -1, -2))
         return array
 
     def view_shape(self, index: int) -> tuple[int, int]:
         h, w = self._image(index, 0).shape[1:]
-        return (w, h) if self.items[self._index(index)]["kind"] == "volume" and self.axis == 2 else (h, w)
+        return (w, h) if self._radiological(index) else (h, w)
 
     def from_view(self, index: int, y: int, x: int) -> tuple[int, int]:
         """A pixel of the view -> (row, column) of the model's slice."""
-        if self.items[self._index(index)]["kind"] == "volume" and self.axis == 2:
+        if self._radiological(index):
             h, w = self._image(index, 0).shape[1:]
             return h - 1 - x, w - 1 - y
         return y, x
@@ -244,11 +235,10 @@ class SegmentationSession:
         """Write the mask (model coordinates) as class ``target``: of the image's label map (PNG, at the image
         file's own size), or of slice ``z`` of the volume's label volume (NIfTI with the volume's affine and
         header, ``DIR/interactive_masks/NAME.nii.gz``)."""
-        it = self.items[self._index(index)]
-        if it["kind"] == "volume":
+        if self._is_volume(index):
             return self._save_volume(index, target, mask, overwrite, z)
-        path = self.root / MASK_DIR / f"{it['name']}.png"
-        with Image.open(self.dataset.records[it["row"]].image) as f:
+        path = self._mask_path(index)
+        with Image.open(self.dataset.records[self.items[index]["row"]].image) as f:
             width, height = f.size
         if mask.shape != (height, width):  # data.resize: back to the stored size, as the reader expects
             mask = (
@@ -269,10 +259,8 @@ class SegmentationSession:
 
     def _save_volume(self, index: int, target: int, mask: np.ndarray, overwrite: bool, z: int) -> Path:
         from weakseg.data.io import write_label
-        from weakseg.data.nifti import load_nifti
 
-        it = self.items[index]
-        path = self.root / MASK_DIR / f"{it['name']}.nii.gz"
+        path = self._mask_path(index)
         _, raw, meta = self._volume(index)
         z = self._z(index, z)
         plane_shape = tuple(s for i, s in enumerate(raw.shape) if i != self.axis)
@@ -304,6 +292,18 @@ class SegmentationSession:
         return path
 
     # ------------------------------------------------------------------ helpers
+    def _is_volume(self, index: int) -> bool:
+        return self.items[self._index(index)]["kind"] == "volume"
+
+    def _radiological(self, index: int) -> bool:
+        """Axial slices of a volume: shown anterior up, the patient's right on the left."""
+        return self._is_volume(index) and self.axis == 2
+
+    def _mask_path(self, index: int) -> Path:
+        """Where the corrections of item ``index`` are saved: NAME.png, or NAME.nii.gz for a volume."""
+        suffix = ".nii.gz" if self._is_volume(index) else ".png"
+        return self.root / MASK_DIR / f"{self.names[index]}{suffix}"
+
     def _index(self, index: int) -> int:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(self.items):
             raise ValueError(f"image index must be 0..{len(self.items) - 1}, got {index!r}")
@@ -319,7 +319,7 @@ class SegmentationSession:
         """(normalised (C, X, Y, Z) image as predict reads it, raw first channel (X, Y, Z) in RAS, meta)."""
         if index not in self._volumes:
             from weakseg.data.io import load_image_for_inference
-            from weakseg.data.nifti import channels_first, load_nifti
+            from weakseg.data.nifti import channels_first
 
             path = self.items[index]["path"]
             image, meta = load_image_for_inference(path, self.cfg.data)
@@ -346,11 +346,10 @@ class SegmentationSession:
         return out
 
     def _image(self, index: int, z: int = 0) -> torch.Tensor:
-        it = self.items[self._index(index)]
-        if it["kind"] == "volume":
+        if self._is_volume(index):
             return self._fit(index, self._volume(index)[0].select(self.axis + 1, self._z(index, z)))
         self._z(index, z)
-        return self.dataset[it["row"]]["image"]
+        return self.dataset[self.items[index]["row"]]["image"]
 
     def _first_probs(self, index: int, z: int = 0) -> torch.Tensor:
         key = (index, z)
@@ -359,24 +358,21 @@ class SegmentationSession:
         return self._first[key]
 
     def _saved_slice(self, index: int, z: int) -> np.ndarray | None:
-        it = self.items[self._index(index)]
-        if it["kind"] != "volume":
-            path = self.root / MASK_DIR / f"{it['name']}.png"
-            if not path.is_file():
-                return None
-            saved = np.asarray(Image.open(path))
-            size = tuple(self._image(index).shape[1:])
-            if saved.shape != size:
-                saved = np.asarray(Image.fromarray(saved).resize(size[::-1], Image.NEAREST))
-            return saved
-        path = self.root / MASK_DIR / f"{it['name']}.nii.gz"
+        """The classes saved for slice ``z`` of item ``index`` at the network's size, or None."""
+        path = self._mask_path(index)
         if not path.is_file():
             return None
-        from weakseg.data.nifti import load_nifti
-
-        _, raw, _ = self._volume(index)
-        plane = np.take(np.asarray(load_nifti(path)[0]).reshape(raw.shape), self._z(index, z), axis=self.axis)
-        return self._fit(index, plane.astype(np.uint8), label=True)
+        if self._is_volume(index):
+            _, raw, _ = self._volume(index)
+            plane = np.take(
+                np.asarray(load_nifti(path)[0]).reshape(raw.shape), self._z(index, z), axis=self.axis
+            )
+            return self._fit(index, plane.astype(np.uint8), label=True)
+        saved = np.asarray(Image.open(path))
+        size = tuple(self._image(index).shape[1:])
+        if saved.shape != size:
+            saved = np.asarray(Image.fromarray(saved).resize(size[::-1], Image.NEAREST))
+        return saved
 
 
 def _parse(body: dict, session: SegmentationSession) -> tuple[int, int, list[Click], tuple | None, str, int]:
