@@ -334,11 +334,7 @@ class SegmentationSession:
         tensor = torch.as_tensor(np.ascontiguousarray(plane)) if isinstance(plane, np.ndarray) else plane
         if size is None or tuple(tensor.shape[-2:]) == tuple(size):
             return plane
-        x = (
-            tensor.float().reshape(-1, 1, *tensor.shape[-2:])
-            if tensor.ndim > 2
-            else tensor.float()[None, None]
-        )
+        x = tensor.float().reshape(-1, 1, *tensor.shape[-2:])  # every leading axis a batch of planes
         mode = "nearest-exact" if label else interp_mode(tuple(tensor.shape[-2:]), tuple(size))
         out = F.interpolate(x, size=tuple(size), mode=mode).reshape(*tensor.shape[:-2], *size)
         if isinstance(plane, np.ndarray):
