@@ -172,10 +172,7 @@ def generate_dataset(
                 else:
                     picks = [given[i % len(given)] for i in idx]
                     label = _resized(torch.from_numpy(np.stack([p[1] for p in picks])), cfg.data.resize)
-                    if recombine:
-                        label = recombine_label_maps(label, generator)
-                    if deform:
-                        label = deform_label_maps(label, generator)
+                    label = new_layouts(label, generator, recombine, deform)
                     label = label.to(dev)
                     if needs_context:
                         image_ctx, old = _context_batch(picks, contexts, cfg, dev)
@@ -267,10 +264,7 @@ def generate_synthseg(
             ):
                 idx = list(range(start, min(start + batch_size, n)))
                 label = torch.from_numpy(np.stack([given[i % len(given)][1] for i in idx]))
-                if recombine:
-                    label = recombine_label_maps(label, generator)
-                if deform:
-                    label = deform_label_maps(label, generator)
+                label = new_layouts(label, generator, recombine, deform)
                 image = labels_to_image(label, generator, num_classes, in_channels)
                 _write_pairs(tmp, idx, image.numpy(), label.numpy())
             manifest = {
@@ -289,6 +283,15 @@ def generate_synthseg(
     except OSError as e:
         raise _write_failed(output_dir, e) from e
     return output_dir
+
+
+def new_layouts(
+    label: torch.Tensor, generator: torch.Generator, recombine: bool, deform: bool
+) -> torch.Tensor:
+    """Real label maps (B, H, W) turned into new ones: recombined structure by structure, then deformed."""
+    if recombine:
+        label = recombine_label_maps(label, generator)
+    return deform_label_maps(label, generator) if deform else label
 
 
 def recombine_label_maps(
