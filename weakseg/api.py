@@ -194,11 +194,16 @@ def _inputs(path: Path) -> list[Path]:
 _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})(?P<ending>\.nii(\.gz)?)$", re.I)
 
 
+def _channel_files(cfg) -> bool:
+    """The model reads one file per channel: trained on a multi-channel nnU-Net dataset."""
+    return cfg.data.source == "nnunet" and cfg.data.in_channels > 1
+
+
 def _channel_groups(files: list[Path], cfg) -> list[tuple[Path, tuple[Path, ...]]]:
     """(first file, further channel files) per input. A model trained on a multi-channel nnU-Net dataset reads
     ``CASE_0000`` ... ``CASE_{n-1}`` together (found beside any one of them); other inputs stand alone."""
     n = cfg.data.in_channels
-    if cfg.data.source != "nnunet" or n == 1:
+    if not _channel_files(cfg):
         return [(f, ()) for f in files]
     groups: dict[tuple[Path, str, str], set[int]] = {}
     for f in files:
@@ -275,7 +280,7 @@ def predict(
     amp = resolve_amp(cfg.train.amp, dev)
     groups = _channel_groups(_inputs(Path(inputs)), cfg)
     files = [g[0] for g in groups]
-    grouped = cfg.data.source == "nnunet" and cfg.data.in_channels > 1
+    grouped = _channel_files(cfg)
     output = Path(output)
     single = (
         len(files) == 1
