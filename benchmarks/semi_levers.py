@@ -43,6 +43,7 @@ LEVERS: dict[str, tuple[list[str], bool]] = {
     "unlabeled_2x": (["train.stream_batch_sizes={unlabeled: 16}"], False),
     "warmup_500": (["method.params.rampup_steps=500"], False),
     "cutmix_1.0": (["method.params.cutmix_p=1.0"], False),
+    "cutmix_0.0": (["method.params.cutmix_p=0.0"], False),  # intensity perturbations only
     # the two levers that helped on seed 0, together
     "warmup_500_threshold_0.8": (["method.params.rampup_steps=500", "method.params.threshold=0.8"], False),
     "encoder_lr_1.0": (["method.params.encoder_lr_scale=1.0"], True),
