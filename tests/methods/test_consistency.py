@@ -121,6 +121,48 @@ def test_pseudo_labels_from_the_weak_view_loss_on_the_strong_view(tiny_cfg_path,
     assert len(targets) == n_strong + (name == "unimatch") and all(torch.equal(t, pseudo) for t in targets)
 
 
+def test_ema_teacher_gives_the_pseudo_labels_and_follows_the_segmenter(tiny_cfg_path, splits, monkeypatch):
+    torch.manual_seed(0)
+    cfg = _cfg(tiny_cfg_path, "fixmatch", "method.params={threshold: 0.01, cutmix_p: 0.0, ema_decay: 0.5}")
+    method = build_method(cfg)
+    assert build_method(_cfg(tiny_cfg_path, "fixmatch")).teacher is None  # plain FixMatch: no teacher
+    # the teacher votes class 1 everywhere; the segmenter itself would not
+    method.teacher.register_forward_hook(
+        lambda m, args, out: out + torch.eye(out.shape[1])[1][:, None, None] * 100
+    )
+    student_no_grad = []
+    method.net.register_forward_hook(lambda m, args, out: student_no_grad.append(not torch.is_grad_enabled()))
+    targets = []
+    real = consistency.masked_loss
+    monkeypatch.setattr(
+        consistency, "masked_loss", lambda lo, t, *a, **k: targets.append(t) or real(lo, t, *a, **k)
+    )
+    before = [p.detach().clone() for p in method.teacher.parameters()]
+    method.train_step(_batch(splits), 5, StepContext(torch.device("cpu"), method.configure_optimizers()))
+    assert not any(student_no_grad), "with ema_decay the segmenter must not make the pseudo-labels"
+    assert targets and all(bool((t == 1).all()) for t in targets)
+    # step 5, decay 0.5: a = min(1 - 1/6, 0.5) = 0.5 of the old teacher, 0.5 of the updated segmenter
+    for t, t0, s in zip(method.teacher.parameters(), before, method.net.parameters(), strict=True):
+        assert torch.allclose(t, 0.5 * t0 + 0.5 * s.detach())
+
+
+def test_ema_teacher_is_checkpointed_and_resumes_exactly(tiny_cfg_path, tmp_path):
+    cfg = _cfg(
+        tiny_cfg_path,
+        "fixmatch",
+        "method.params={ema_decay: 0.9}",
+        "train.max_steps=4",
+        "train.eval_every=2",
+        "train.save_pictures=false",
+    )
+    Trainer(cfg, run_dir=tmp_path / "straight").fit()
+    Trainer(cfg, run_dir=tmp_path / "paused").fit(until=2)
+    Trainer(cfg, run_dir=tmp_path / "paused", resume=True).fit()
+    a, b = (torch.load(tmp_path / r / "last.pt", weights_only=True)["state"] for r in ("straight", "paused"))
+    assert any(k.startswith("teacher.") for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_cps_networks_get_each_others_labels(tiny_cfg_path, splits, monkeypatch):
     a = torch.tensor([[[[3.0]], [[0.0]]]])  # (1, 2, 1, 1): a says class 0
     b = torch.tensor([[[[0.0]], [[3.0]]]])  # b says class 1

@@ -8,6 +8,10 @@ intensity perturbations from ``method.params.strong`` + CutMix between unlabeled
 is trained against them with a masked loss (``unsup_loss``: ``dice_ce`` = (CE + Dice) / 2 over confident
 pixels, as UniMatch's ACDC recipe; or ``ce``). The loss is
 ``sup + lambda_u * rampup(step) * unsup``, rampup = exp(-5 (1 - t)^2) over ``rampup_steps`` (0: none).
+With ``ema_decay`` > 0 the pseudo-labels come from an EMA teacher of the segmenter (teacher = a teacher +
+(1 - a) segmenter after every step, a = min(1 - 1/(step + 1), ema_decay)), as the EMA-teacher variants of
+weak-strong consistency in segmentation (AugSeg, U2PL) do against confirmation bias; evaluation and
+``weakseg predict`` still use the segmenter. 0 (default): the segmenter itself, as FixMatch and UniMatch.
 
 * ``fixmatch``: one strong view.
 * ``unimatch``: two strong views (independent draws) and a feature-perturbation stream: the weak view again
@@ -31,7 +35,7 @@ from torch.optim import Optimizer
 
 from weakseg.keys import Keys
 from weakseg.methods.base import BuildContext, StepContext
-from weakseg.methods.common import main_output, one_hot, rank_slice
+from weakseg.methods.common import ema_update, frozen_copy, main_output, one_hot, rank_slice
 from weakseg.methods.mixing import StrongView, cutmix_param, strong_param
 from weakseg.methods.params import choice, integer, is_number, number, param, rule
 from weakseg.methods.semi import SemiMethod, sigmoid_rampup
@@ -101,6 +105,11 @@ class FixMatchParams(FineTuneParams):
     unsup_loss: str = param(
         "dice_ce", choice("dice_ce", "ce"), "masked loss of the pseudo-labels: dice_ce | ce"
     )
+    ema_decay: float = param(
+        0.0,
+        number(0.0, 1.0),
+        "pseudo-labels from an EMA teacher with this decay (0: from the segmenter itself)",
+    )
 
 
 class FixMatch(SemiMethod):
@@ -114,14 +123,19 @@ class FixMatch(SemiMethod):
         self.rampup_steps = params.rampup_steps
         self.unsup_loss = params.unsup_loss
         self.strong = StrongView(self.name, params.strong, params.cutmix_p, ctx.spatial_dims)
+        self.ema_decay = params.ema_decay
+        # only with a decay: the checkpoints of plain FixMatch / UniMatch hold the segmenter alone
+        self.teacher = frozen_copy(self.net) if self.ema_decay > 0 else None
 
     def configure_optimizers(self) -> dict[str, Optimizer]:
         return {"net": self.segmenter_optimizer()}
 
     def pseudo_labels(self, x_weak: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor]:
-        """(hard labels, confident mask, confidence) from the prediction on the weak view, no gradient."""
+        """(hard labels, confident mask, confidence) from the prediction on the weak view (the segmenter's, or
+        the EMA teacher's), no gradient."""
+        net = self.net if self.teacher is None else self.teacher
         with torch.no_grad(), ctx.autocast():
-            prob = main_output(self.net(x_weak)).float().softmax(1)
+            prob = main_output(net(x_weak)).float().softmax(1)
         conf, label = prob.max(1)
         return label, conf >= self.threshold, conf
 
@@ -150,6 +164,8 @@ class FixMatch(SemiMethod):
         weight = self.lambda_u * sigmoid_rampup(step, self.rampup_steps)
         loss = sup + weight * unsup
         ctx.backward(loss, "net", terms={"sup": sup, **terms})
+        if self.teacher is not None:
+            ema_update(self.teacher, self.net, step, self.ema_decay)
         logs = {k: float(v.detach()) for k, v in {"loss": loss, "sup": sup, "unsup": unsup, **terms}.items()}
         return {**logs, "unsup_weight": weight, "confident_fraction": float(mask.float().mean())}
 
