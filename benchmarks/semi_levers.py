@@ -46,6 +46,7 @@ LEVERS: dict[str, tuple[list[str], bool]] = {
     "cutmix_0.0": (["method.params.cutmix_p=0.0"], False),  # intensity perturbations only
     # the two levers that helped on seed 0, together
     "warmup_500_threshold_0.8": (["method.params.rampup_steps=500", "method.params.threshold=0.8"], False),
+    "warmup_500_cutmix_1.0": (["method.params.rampup_steps=500", "method.params.cutmix_p=1.0"], False),
     # pseudo-labels from an EMA teacher (AugSeg, U2PL), alone and with the warm-up
     "ema_0.99": (["method.params.ema_decay=0.99"], False),
     "warmup_500_ema_0.99": (["method.params.rampup_steps=500", "method.params.ema_decay=0.99"], False),
