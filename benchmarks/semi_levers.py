@@ -44,7 +44,7 @@ LEVERS: dict[str, tuple[list[str], bool]] = {
     "warmup_500": (["method.params.rampup_steps=500"], False),
     "cutmix_1.0": (["method.params.cutmix_p=1.0"], False),
     "cutmix_0.0": (["method.params.cutmix_p=0.0"], False),  # intensity perturbations only
-    # the two levers that helped on seed 0, together
+    # levers that helped on seed 0, in pairs
     "warmup_500_threshold_0.8": (["method.params.rampup_steps=500", "method.params.threshold=0.8"], False),
     "warmup_500_cutmix_1.0": (["method.params.rampup_steps=500", "method.params.cutmix_p=1.0"], False),
     # pseudo-labels from an EMA teacher (AugSeg, U2PL), alone and with the warm-up
