@@ -5,19 +5,21 @@ label-to-image, target self-training and their combination; both directions.
     python benchmarks/ct2mr.py --data-root ../shared/data
 
 CPU size (stated in the table): slices resized 256 -> 128 (``data.resize``), ResNet-6 generators with
-``--ngf`` filters, batch 1 for the GAN runs, a 2D MONAI U-Net segmenter. Patients: the split of
+``--ngf`` filters, batch 1 for the GAN runs; the segmenter of every route is the ImageNet-encoder U-Net of
+configs/ct_pretrained.yaml (``--network unet``: the 2D MONAI U-Net of configs/ct.yaml). Patients: the split of
 configs/ct2mr.yaml (25% validation patients of each modality, split seed 0); CT labels train the CT->MR rows,
 MR labels only evaluate them (and train the MR upper bound); the reverse for MR->CT.
 
 Model selection (issue #5): (a) and the two-stage (b) select on source-domain validation patients (real
 source images for (a), their translation for (b)); the joint (c) takes its last checkpoint; only (d), the
 upper bound, selects on target validation patients. (e) and (f) select on the source validation patients,
-(g) and (h) take their last checkpoint; they run with ``--seeds`` (3 by default), (a)-(d) with ``--seed``. Rows are evaluated on the target domain's validation
+(g) and (h) take their last checkpoint; they run with ``--seeds`` (3 by default; ``--row-seeds`` gives one
+row in one direction its own), (a)-(d) with ``--seed``. Rows are evaluated on the target domain's validation
 patients at 128 px (labels resampled by nearest neighbour), Dice and ASSD (mm, in-plane spacing x2) per organ.
 
-Runs live in runs/bench/ct2mr/; finished runs are reused and unfinished ones resumed, so the script can be
-stopped and continued, and ``--parts`` lets two processes share the work (a final call without it reuses
-everything and writes the table).
+Runs live in runs/bench/ct2mr_encoder_unet/ (``--network unet``: runs/bench/ct2mr/); finished runs are reused
+and unfinished ones resumed, so the script can be stopped and continued, and ``--parts`` lets two processes
+share the work (a final call without it reuses everything and writes the table).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def out_dir(args) -> Path:
 
 
 def results_name(args) -> str:
-    return "ct2mr" if args.network == "unet" else f"ct2mr_{args.network}"
+    """ct2mr.json for the default segmenter (the ImageNet-encoder U-Net), ct2mr_unet.json for the core U-Net."""
+    return "ct2mr" if args.network == "encoder_unet" else f"ct2mr_{args.network}"
 
 
 def _with_network(args, cfg: Config) -> Config:
@@ -398,9 +401,10 @@ def main() -> None:
     ap.add_argument("--round-steps", type=int, default=500, help="self-training: steps per teacher round")
     ap.add_argument("--parts", nargs="+", choices=PARTS, help="train only these runs (no table)")
     ap.add_argument(
-        "--network", choices=("unet", "encoder_unet"), default="unet",
-        help="the segmenter of every route: the core U-Net (configs/ct.yaml) or the ImageNet-encoder U-Net "
-        "(configs/ct_pretrained.yaml); runs in runs/bench/ct2mr_encoder_unet, JSON ct2mr_encoder_unet.json",
+        "--network", choices=("unet", "encoder_unet"), default="encoder_unet",
+        help="the segmenter of every route: the ImageNet-encoder U-Net (configs/ct_pretrained.yaml; runs in "
+        "runs/bench/ct2mr_encoder_unet, JSON ct2mr.json) or the core U-Net (configs/ct.yaml; runs/bench/ct2mr, "
+        "ct2mr_unet.json)",
     )  # fmt: skip
     ap.add_argument(
         "--rows", nargs="+", choices=ROW_NAMES,
@@ -440,7 +444,7 @@ def main() -> None:
         else "encoder U-Nets of configs/ct_pretrained.yaml"
     )
     body = (
-        f"## Domain adaptation CT <-> MR (abdominal_ct_mr){'' if args.network == 'unet' else ', ' + args.network}\n\n"
+        f"## Domain adaptation CT <-> MR (abdominal_ct_mr), {args.network}\n\n"
         f"Command: `{cmd}` (JSON: `benchmarks/results/{results_name(args)}.json`). CPU size: slices {args.size}x{args.size}, "
         f"ResNet-6 generators with {args.ngf} filters, PatchGAN 64, batch 1, {args.gan_steps} GAN steps "
         f"(constant then linear LR decay); {net}, batch 8, {args.sup_steps} steps. "
