@@ -53,7 +53,7 @@ ROWS = [
     Row("phantom3d", "", "summary.mean_dice", threads=2),
     Row("interactive", "--data-root {data} --tasks ct", "results.ct.refine.noc85", threads=1),
     Row("ct2mr", "--data-root {data} --rows a_no_adaptation --directions ct2mr", "results.ct2mr.a_no_adaptation.mean_dice",
-        rerun_json="ct2mr_rows", threads=2),
+        rerun_json="ct2mr_rows", threads=1),
     Row("synth", "--data-root {data} --tasks drive --seeds 0 --real-only", "results.drive.rows.row=real.seed=0.best_dice",
         rerun_json="synth_real", threads=2),
     Row("augment_speed", "--threads 2", "results.dims=2.elastic=grid.library=ours, BatchAugment (cpu, batched).vs_fastest_peer",
