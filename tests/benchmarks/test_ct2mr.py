@@ -43,3 +43,33 @@ def test_table_names_the_best_row_without_target_labels_and_summary_marks_only_d
     summ = ct2mr.summary({"ct2mr": rows})["ct2mr"]
     assert [k for k, v in summ.items() if v["target_labels_used"]] == ["d_supervised_target"]
     assert summ["e_appearance"]["seeds"] == [0.78, 0.8, 0.82] and summ["a_no_adaptation"]["seeds"] == [0.6]
+
+
+@pytest.mark.parametrize("source,target", [("ct", "mr"), ("mr", "ct")])
+def test_route_configs_are_the_benchmarked_rows_e_and_h(source, target):
+    """configs/route_<d>_appearance.yaml trains what rows (e) and (h) measure (up to paths, names and seed)."""
+    from adapt.route import _stage_config, load_route
+    from weakseg.config import config_to_dict
+
+    d = f"{source}2{target}"
+    args = argparse.Namespace(size=128, data_root=Path("/data"), network="encoder_unet", sup_steps=1500,
+                              eval_every=250, seed=0, set=[], round_steps=500)  # fmt: skip
+    root, stages = load_route(ct2mr.REPO / "configs" / f"route_{d}_appearance.yaml")
+    routed = {s.name: _stage_config(s, root) for s in stages}
+    init = root / "appearance" / "best.pt"
+    bench = {
+        "appearance": ct2mr.augmented_cfg(args, ct2mr.domain_cfgs(args)[source], "x", ct2mr.APPEARANCE, 0),
+        "self_train": ct2mr.self_train_cfg(args, source, init, "x", 0, ct2mr.APPEARANCE),
+    }
+
+    def comparable(cfg) -> dict:
+        out = config_to_dict(cfg)
+        for section in ("data", "target"):
+            if out.get(section):
+                out[section]["root"] = None
+        out["train"]["name"] = None
+        return out
+
+    assert list(routed) == ["appearance", "self_train"]
+    for name in routed:
+        assert comparable(routed[name]) == comparable(bench[name]), name
