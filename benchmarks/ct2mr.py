@@ -207,12 +207,12 @@ def run(args) -> dict | None:
         if name in parts:
             fit_or_reuse(gan_cfg(args, source, True, name), out_dir(args) / name)
     if "two_stage" in parts:
-        for source, target in (("ct", "mr"), ("mr", "ct")):
+        for source, target in _directions(args):
             data = translated(args, out_dir(args) / "cyclegan", source, f"{source}2{target}")
             name = f"two_stage_{source}2{target}"
             cfg = supervised_cfg(args, dataclasses.replace(domains[source], root=str(data)), name)
             fit_or_reuse(cfg, out_dir(args) / name)
-    for source, target in (("ct", "mr"), ("mr", "ct")):
+    for source, target in _directions(args):
         d = f"{source}2{target}"
         need = {run_name: set(_seeds(args, d, row)) for run_name, row in SEEDED_RUNS.items()}
         need["appearance"] |= need["combined"]  # (h) starts from (e)'s run of the same seed
@@ -412,7 +412,10 @@ def main() -> None:
         "left alone)",
     )  # fmt: skip
     ap.add_argument(
-        "--directions", nargs="+", choices=("ct2mr", "mr2ct"), help="only these directions (with --rows)"
+        "--directions",
+        nargs="+",
+        choices=("ct2mr", "mr2ct"),
+        help="only these directions (with --rows or --parts)",
     )
     ap.add_argument(
         "--row-seeds", nargs="+", type=_row_seeds, default=[], metavar="DIRECTION:ROW=SEEDS",
