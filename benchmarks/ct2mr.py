@@ -24,6 +24,7 @@ share the work (a final call without it reuses everything and writes the table).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -278,8 +279,6 @@ def _seeds(args, direction: str, row: str) -> list[int]:
 
 def _row_seeds(text: str) -> tuple[tuple[str, str], list[int]]:
     """``ct2mr:e_appearance=0,1,2`` -> ``(("ct2mr", "e_appearance"), [0, 1, 2])``."""
-    import argparse
-
     where, _, seeds = text.partition("=")
     direction, _, row = where.partition(":")
     if direction not in ("ct2mr", "mr2ct") or row not in SEEDED_RUNS.values() or not seeds:
@@ -352,9 +351,9 @@ ROW_NAMES = {
 
 
 def table(direction: str, rows: dict) -> str:
-    s, t = direction.split("2")
     import numpy as np
 
+    s, t = direction.split("2")
     head = "| row | seeds | " + " | ".join(ORGANS) + " | mean Dice | mean ASSD (mm) |"
     lines = [head, "|" + "---|" * (len(ORGANS) + 4)]
     for key, r in rows.items():
