@@ -58,6 +58,11 @@ APPEARANCE = [
     {"name": "bias_field", "p": 0.5},
 ]
 SYNTHSEG = [*WEAK, {"name": "label_to_image", "num_classes": 5}]
+# the runs of rows (e)-(h), one per seed: run name -> (row, the checkpoint scored: selected on the source
+# validation patients, or the last step)
+SEEDED_RUNS = {"appearance": ("e_appearance", "best.pt"), "synthseg": ("f_label_to_image", "best.pt"),
+               "self_train": ("g_self_train", "last.pt"), "combined": ("h_combined", "last.pt")}  # fmt: skip
+SEEDED_ROWS = [row for row, _ in SEEDED_RUNS.values()]
 OUT = REPO / "runs" / "bench" / "ct2mr"
 PRETRAINED = REPO / "configs" / "ct_pretrained.yaml"
 
@@ -215,7 +220,7 @@ def run(args) -> dict | None:
             fit_or_reuse(cfg, out_dir(args) / name)
     for source, target in _directions(args):
         d = f"{source}2{target}"
-        need = {run_name: set(_seeds(args, d, row)) for run_name, row in SEEDED_RUNS.items()}
+        need = {run_name: set(_seeds(args, d, row)) for run_name, (row, _) in SEEDED_RUNS.items()}
         if "combined" in parts:  # (h) starts from (e)'s run of the same seed
             need["appearance"] |= need["combined"]
         for seed in sorted(set().union(*need.values())):
@@ -251,9 +256,7 @@ def run(args) -> dict | None:
             "d_supervised_target": out_dir(args) / f"sup_{target}" / "best.pt",
         }
         results[d] = {k: score(ckpt, domains[target]) for k, ckpt in fixed.items() if k in _rows(args)}
-        # the new rows, one run per seed; selected on the source validation patients or the last step
-        for key, run_name, ckpt in (("e_appearance", "appearance", "best.pt"), ("f_label_to_image", "synthseg", "best.pt"),
-                                    ("g_self_train", "self_train", "last.pt"), ("h_combined", "combined", "last.pt")):  # fmt: skip
+        for run_name, (key, ckpt) in SEEDED_RUNS.items():  # the new rows, one run per seed
             if key in _rows(args):
                 per_seed = [
                     score(out_dir(args) / f"{run_name}_{d}_s{seed}" / ckpt, domains[target])
@@ -267,11 +270,6 @@ def _rows(args) -> list[str]:
     return args.rows or list(ROW_NAMES)
 
 
-# the runs of rows (e)-(h), one per seed
-SEEDED_RUNS = {"appearance": "e_appearance", "synthseg": "f_label_to_image", "self_train": "g_self_train",
-               "combined": "h_combined"}  # fmt: skip
-
-
 def _seeds(args, direction: str, row: str) -> list[int]:
     """The seeds of ``row`` in ``direction``: ``--row-seeds DIRECTION:ROW=0,1,2`` where given, else ``--seeds``."""
     return args.row_seeds.get((direction, row), args.seeds)
@@ -281,10 +279,10 @@ def _row_seeds(text: str) -> tuple[tuple[str, str], list[int]]:
     """``ct2mr:e_appearance=0,1,2`` -> ``(("ct2mr", "e_appearance"), [0, 1, 2])``."""
     where, _, seeds = text.partition("=")
     direction, _, row = where.partition(":")
-    if direction not in ("ct2mr", "mr2ct") or row not in SEEDED_RUNS.values() or not seeds:
+    if direction not in ("ct2mr", "mr2ct") or row not in SEEDED_ROWS or not seeds:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected DIRECTION:ROW=SEEDS with DIRECTION ct2mr or mr2ct, ROW one of "
-            f"{', '.join(SEEDED_RUNS.values())} and SEEDS comma-separated integers, e.g. ct2mr:e_appearance=0,1,2"
+            f"{', '.join(SEEDED_ROWS)} and SEEDS comma-separated integers, e.g. ct2mr:e_appearance=0,1,2"
         )
     try:
         values = [int(x) for x in seeds.split(",")]
